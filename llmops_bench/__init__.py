@@ -9,9 +9,9 @@ _EXPORTS = {
     "Runner": "runner", "ResponseCache": "runner", "plan": "runner",
     "Scorer": "scorers", "scorer": "scorers",
     "summarize": "stats",
-    "evaluate": "evaluate", "Results": "evaluate",
+    "evaluate": "evaluation", "Results": "evaluation", "log": "evaluation",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "evaluate", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "tracking", "evaluation", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):
