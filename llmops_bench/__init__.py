@@ -9,9 +9,10 @@ _EXPORTS = {
     "Runner": "runner", "ResponseCache": "runner", "plan": "runner",
     "Scorer": "scorers", "scorer": "scorers",
     "summarize": "stats",
-    "evaluate": "evaluation", "Results": "evaluation", "log": "evaluation",
+    "evaluate": "evaluation", "Results": "evaluation", "log": "evaluation", "load": "evaluation", "runs": "evaluation",
+    "register_prompt": "tracking", "load_prompt": "tracking",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "tracking", "evaluation", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):
