@@ -15,9 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from .core import LlmopsBenchError
+from .stats import summary_scores
 
 # %% auto #0
-__all__ = ['short_label', 'summary_scores', 'BenchFigure', 'score_by_variant', 'cost_vs_quality', 'latency', 'evaluation_figures']
+__all__ = ['short_label', 'BenchFigure', 'score_by_variant', 'cost_vs_quality', 'latency', 'evaluation_figures']
 
 # %% ../nbs/06_plots.ipynb #d23dfb67
 def short_label(name, width: int = 28, lines: int = 2) -> str:
@@ -28,11 +29,6 @@ def short_label(name, width: int = 28, lines: int = 2) -> str:
     return "\n".join(parts)
 
 # %% ../nbs/06_plots.ipynb #1587a85d
-def summary_scores(summary) -> list[str]:
-    "The `score.<name>` columns of a summary, without their `.lo`/`.hi` interval bounds."
-    cols = set(summary.columns)
-    return [c for c in summary.columns if c.startswith("score.") and not (c.endswith((".lo", ".hi")) and c[:-3] in cols)]
-
 def _score_column(summary, score: str | None) -> str:
     names = summary_scores(summary)
     if not names: raise LlmopsBenchError("The summary has no score column (`score.<name>`): evaluate with `scorers=[...]` to plot quality.")
