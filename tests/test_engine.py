@@ -141,3 +141,28 @@ def test_a_run_killed_half_way_resends_at_most_concurrency_calls(fake_server, tm
 
     uninterrupted = run(fake_server, cases(400), tmp_path/"fresh-cache.sqlite", concurrency=8).results
     pd.testing.assert_frame_equal(resumed[KEY_COLUMNS], uninterrupted[KEY_COLUMNS])
+
+
+def test_a_cancelled_run_keeps_every_answer_that_arrived(fake_server, tmp_path):
+    """What the notebook's stop button (a KeyboardInterrupt) or the widget's Stop does: cancel the run's task."""
+    import asyncio
+    from llmops_bench.runner import ResponseCache, Runner, plan
+    fake_server.configure(latency=0.05)
+    calls = plan(PROMPT, model(fake_server), cases(200))
+    cache = ResponseCache(tmp_path/"cache.sqlite")
+    runner = Runner(concurrency=4, cache=cache, progress=False)
+
+    async def cancel_after_some():
+        task = asyncio.ensure_future(runner.arun(calls))
+        while fake_server.stats()["completed"] < 20:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_after_some())
+    kept = len(cache)
+    assert 20 <= kept < 200
+    fake_server.reset()
+    again = run(fake_server, cases(200), tmp_path/"cache.sqlite").results
+    assert again.cached.sum() == kept and fake_server.stats()["requests"] == 200 - kept
