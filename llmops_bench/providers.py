@@ -8,6 +8,8 @@ Docs: https://llmops-bench.github.io/llmops-bench/providers.html.md"""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import os
 import re
 import time
@@ -17,8 +19,9 @@ from typing import Callable
 from .core import LlmopsBenchError, Model, ModelError, PolicyError
 
 # %% auto #0
-__all__ = ['BENCH_MODELS', 'ERROR_TYPES', 'RETRYABLE', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive',
-           'litellm_module', 'check_model', 'ProviderError', 'classify', 'Completion', 'call_cost', 'complete']
+__all__ = ['BENCH_MODELS', 'ERROR_TYPES', 'RETRYABLE', 'EMBED_DIM', 'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo',
+           'bench_lead', 'bench_extractive', 'litellm_module', 'check_model', 'ProviderError', 'classify', 'Completion',
+           'call_cost', 'complete', 'bench_embed', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -103,6 +106,19 @@ def _bench_handler(litellm):
             yield {"text": w, "is_finished": last, "finish_reason": "stop" if last else "", "index": 0, "tool_use": None,
                    "usage": usage if last else None}
 
+    def embeddings(model, input, model_response):
+        if model not in BENCH_EMBEDDINGS:
+            raise litellm.BadRequestError(f"Unknown bench embedding model 'bench/{model}'; the bench embedding models are: "
+                                          f"{', '.join('bench/' + m for m in BENCH_EMBEDDINGS)}", model=f"bench/{model}", llm_provider="bench")
+        texts = [input] if isinstance(input, str) else list(input)
+        if not all(isinstance(t, str) for t in texts):
+            raise litellm.BadRequestError("bench embeddings take text, not token ids", model=f"bench/{model}", llm_provider="bench")
+        model_response.model = f"bench/{model}"
+        model_response.data = [{"object": "embedding", "index": i, "embedding": BENCH_EMBEDDINGS[model](t)} for i, t in enumerate(texts)]
+        tokens = sum(count_tokens(t) for t in texts)
+        model_response.usage = litellm.Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
+        return model_response
+
     class Bench(litellm.CustomLLM):
         "The offline `bench/` models as a litellm provider."
         def completion(self, model, messages, *args, **kwargs): return response(model, messages)
@@ -110,6 +126,8 @@ def _bench_handler(litellm):
         def streaming(self, model, messages, *args, **kwargs): yield from chunks(model, messages)
         async def astreaming(self, model, messages, *args, **kwargs):
             for c in chunks(model, messages): yield c
+        def embedding(self, model, input, model_response, *args, **kwargs): return embeddings(model, input, model_response)
+        async def aembedding(self, model, input, model_response, *args, **kwargs): return embeddings(model, input, model_response)
     return Bench()
 
 # %% ../nbs/02_providers.ipynb #ae05a51f
@@ -220,3 +238,49 @@ async def complete(model: Model, messages: list[dict], *, timeout: float = 60.0,
     if not output: raise ProviderError("bad_response", "the model returned an empty reply")
     pt, ct = (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)) if usage else (None, None)
     return Completion(output, pt, ct, call_cost(model.id, pt, ct), latency, ttft)
+
+# %% ../nbs/02_providers.ipynb #61d8ea9a
+EMBED_DIM = 256
+_EMBED_WORD = re.compile(r"\w+")
+
+def _hashed(feature: str) -> tuple[int, float]:
+    h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+    return h % EMBED_DIM, 1.0 if (h >> 32) & 1 else -1.0
+
+def bench_embed(text: str) -> list[float]:
+    "A unit-length hashed bag-of-words vector of `text`: content words and their character trigrams, signed feature hashing."
+    vector = [0.0] * EMBED_DIM
+    for word in (w for w in _EMBED_WORD.findall(text.casefold()) if w not in _STOPWORDS):
+        grams = [f"#{g}" for g in (f"<{word}>"[i:i + 3] for i in range(len(word)))]
+        for feature, weight in [(word, 1.0), *((g, 1.0 / len(grams)) for g in grams)]:
+            i, sign = _hashed(feature)
+            vector[i] += sign * weight
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
+BENCH_EMBEDDINGS: dict[str, Callable[[str], list[float]]] = {"embed": bench_embed}
+
+# %% ../nbs/02_providers.ipynb #ff6d55a7
+@dataclass
+class Embeddings:
+    "What one successful embedding call produced: one vector per text, in order."
+    vectors: list[list[float]]
+    prompt_tokens: int | None
+    cost_usd: float | None
+    latency_s: float
+
+async def embed(model: Model | str, texts: list[str], *, timeout: float = 60.0) -> Embeddings:
+    "Embed `texts` with `model` in one request through litellm (no retries); raise `ProviderError` on failure."
+    model = Model(model) if isinstance(model, str) else model
+    litellm = litellm_module()
+    kwargs = {**model.call_kwargs(), "timeout": timeout, "num_retries": 0, "max_retries": 0}
+    start = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout + 1.0):
+            response = await litellm.aembedding(model=model.id, input=list(texts), **kwargs)
+    except Exception as e: raise classify(e) from None
+    data = sorted(response.data or [], key=lambda d: d["index"])
+    if len(data) != len(texts): raise ProviderError("bad_response", f"asked for {len(texts)} embeddings, got {len(data)}")
+    usage = getattr(response, "usage", None)
+    pt = getattr(usage, "prompt_tokens", None) if usage else None
+    return Embeddings([list(d["embedding"]) for d in data], pt, call_cost(model.id, pt, 0), time.perf_counter() - start)

@@ -14,6 +14,15 @@ Endpoints:
 - ``POST /v1/chat/completions``: answers ``"echo: " + <last user message content, first 200
   characters>``, with honest usage (whitespace-separated words), as JSON or as an SSE stream
   (``stream: true``; ``stream_options.include_usage`` adds OpenAI's final usage chunk).
+- Judge mode: when a system message contains ``JUDGE_MARKER`` (the phrase llmops-bench's LLM judges
+  open with), the answer is a verdict instead of an echo, see :func:`judge_verdict`. Its format
+  follows the model name: ``{"score": N, "reason": ...}`` JSON by default, the same JSON in a
+  ```` ```json ```` fence for ``fenced*``, ``Score: N`` / ``Reason: ...`` lines for ``lines*``, and
+  prose with no verdict at all for ``nonsense*``. Faults and counters apply as to any chat request.
+- ``POST /v1/embeddings``: deterministic unit-length hashed bag-of-words vectors (``EMBED_DIM``
+  floats, or base64 float32 when ``encoding_format`` is ``"base64"``, as the openai SDK asks), usage
+  counted in words. Not fault-injected, and not counted in ``/stats`` (whose counters are chat
+  requests), so the chat fault sequence is the same with or without embedding calls.
 - ``POST /config``: fault injection, see :class:`FaultConfig`. Unknown keys or bad values are
   a 400 that names the known keys.
 - ``GET /stats``: counters, see :meth:`FakeOpenAI.stats`.
@@ -34,13 +43,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import math
 import os
 import queue
 import random
+import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,6 +74,10 @@ MAX_ECHO_CHARS = 200
 STREAM_PIECES = 4  # content chunks per streamed answer: enough to exercise chunk joining and TTFT
 # A 200 whose body stops mid-object: what a proxy that cut the connection short would deliver.
 MALFORMED_BODY = '{"id": "x", "choices": ['
+JUDGE_MARKER = "impartial judge"
+NONSENSE_VERDICT = "What a lovely question. I would rather talk about the weather today."
+EMBED_DIM = 64
+_SCALE = re.compile(r"from (-?\d+) to (-?\d+)")
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,43 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
+
+
+def judge_verdict(messages: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """The fake judge's verdict for a chat request, or None when no system message holds JUDGE_MARKER.
+
+    The score is derived from the last user message alone (a blake2b digest modulo the scale's size), so
+    a test can predict it; the scale is read from "from LO to HI" in the system message (default 0 to 1).
+    """
+    system = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
+    if JUDGE_MARKER not in system:
+        return None
+    scale = _SCALE.search(system)
+    lo, hi = (int(scale.group(1)), int(scale.group(2))) if scale else (0, 1)
+    user = _text(next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1]).get("content"))
+    digest = int.from_bytes(hashlib.blake2b(user.encode(), digest_size=8).digest(), "big")
+    return lo + digest % (hi - lo + 1), f"fake verdict on {len(user.split())} words"
+
+
+def _verdict_text(model: str, score: int, reason: str) -> str:
+    verdict = json.dumps({"score": score, "reason": reason})
+    if model.startswith("nonsense"):
+        return NONSENSE_VERDICT
+    if model.startswith("fenced"):
+        return f"Here is my verdict:\n```json\n{verdict}\n```"
+    if model.startswith("lines"):
+        return f"Score: {score}\nReason: {reason}"
+    return verdict
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A unit-length hashed bag-of-words vector of `text` (EMBED_DIM floats; zeros for a text with no words)."""
+    vector = [0.0] * EMBED_DIM
+    for word in re.findall(r"\w+", text.lower()):
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[h % EMBED_DIM] += 1.0 if (h >> 32) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
 
 
 def _error(status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None) -> web.Response:
@@ -231,7 +284,7 @@ class FakeOpenAI:
         if fault == "hang":
             await asyncio.sleep(cfg.hang_s)
 
-        answer, usage = self._answer(messages)
+        answer, usage = self._answer(model, messages)
         completion_id = f"chatcmpl-fake-{self.requests}"
         if stream:
             options = body.get("stream_options")
@@ -287,9 +340,13 @@ class FakeOpenAI:
         return None
 
     @staticmethod
-    def _answer(messages: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
-        answer = ANSWER_PREFIX + _text(last_user.get("content"))[:MAX_ECHO_CHARS]
+    def _answer(model: str, messages: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
+        verdict = judge_verdict(messages)
+        if verdict is not None:
+            answer = _verdict_text(model, *verdict)
+        else:
+            last_user = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
+            answer = ANSWER_PREFIX + _text(last_user.get("content"))[:MAX_ECHO_CHARS]
         prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
         completion_tokens = len(answer.split())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -326,6 +383,30 @@ class FakeOpenAI:
         await response.write_eof()
         return response
 
+    # --- embeddings ------------------------------------------------------------------------
+
+    async def handle_embeddings(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+                raise ValueError("'model' must be a non-empty string")
+            texts = [body.get("input")] if isinstance(body.get("input"), str) else body.get("input")
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+                raise ValueError("'input' must be a string or a non-empty list of strings")
+        except ValueError as exc:
+            return _error(400, f"Invalid request: {exc}", "invalid_request_error", None)
+        if self.config.latency:
+            await asyncio.sleep(self.config.latency)
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for i, text in enumerate(texts):
+            vector = fake_embedding(text)
+            encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        tokens = sum(len(t.split()) for t in texts)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
     async def _malformed_stream(self, request: web.Request) -> web.StreamResponse:
         response = await self._start_sse(request)
         await response.write(_sse(MALFORMED_BODY))
@@ -339,6 +420,7 @@ def make_app(config: FaultConfig) -> web.Application:
     app = web.Application()
     app.add_routes([
         web.post("/v1/chat/completions", server.handle_chat),
+        web.post("/v1/embeddings", server.handle_embeddings),
         web.post("/config", server.handle_config),
         web.post("/reset", server.handle_reset),
         web.get("/stats", server.handle_stats),
