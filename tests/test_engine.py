@@ -147,7 +147,7 @@ def test_a_cancelled_run_keeps_every_answer_that_arrived(fake_server, tmp_path):
     """What the notebook's stop button (a KeyboardInterrupt) or the widget's Stop does: cancel the run's task."""
     import asyncio
     from llmops_bench.runner import ResponseCache, Runner, plan
-    fake_server.configure(latency=0.05)
+    fake_server.configure(latency=0.2)   # 200 calls at concurrency 4 take 10 s: ample time to cancel half way, even under load
     calls = plan(PROMPT, model(fake_server), cases(200))
     cache = ResponseCache(tmp_path/"cache.sqlite")
     runner = Runner(concurrency=4, cache=cache, progress=False)
