@@ -11,8 +11,9 @@ _EXPORTS = {
     "summarize": "stats",
     "evaluate": "evaluation", "Results": "evaluation", "log": "evaluation", "load": "evaluation", "runs": "evaluation",
     "register_prompt": "tracking", "load_prompt": "tracking",
+    "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "widgets", "specs", "jobs", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):

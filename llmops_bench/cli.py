@@ -17,7 +17,7 @@ from .core import LlmopsBenchError, Prompt
 
 # %% auto #0
 __all__ = ['DEMO_PROMPTS', 'DEMO_MODELS', 'DEMO_EXPERIMENT', 'demo_dataset_path', 'run_demo', 'runs_list', 'runs_show',
-           'runs_compare', 'runs_push', 'ui', 'build_parser', 'main']
+           'runs_compare', 'runs_push', 'ui', 'eval_spec', 'job_run', 'job_sweep', 'job_rerun', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #772806b1
 DEMO_PROMPTS = (
@@ -114,15 +114,149 @@ def ui(port: int, out) -> int:
         proc.terminate(); proc.wait(timeout=30)
         return 0
 
+# %% ../nbs/12_cli.ipynb #c1a0e5f2
+_SUMMARY_COLUMNS = ["variant", "n", "pass_rate", "error_rate", "latency_p50_s", "cost_usd"]
+
+def _summary_view(summary):
+    cols = [c for c in _SUMMARY_COLUMNS if c in summary] + [c for c in summary.columns if c.startswith("score.") and not c.endswith((".lo", ".hi"))]
+    return summary[[*cols, *[c for c in ("evaluation",) if c in summary]]]
+
+def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool, progress: bool, out) -> int:
+    "Run the evaluation a spec file (ours or a promptfoo config) describes; print summary, ranking and gates; the exit code."
+    from llmops_bench.specs import run_spec
+    done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress)
+    if as_json:
+        print(json.dumps(done.to_dict(), default=str), file=out)
+        return done.exit_code
+    print(f"{done.spec.kind} spec {path}: {len(done.results.results)} calls", file=out)
+    for note in done.spec.unsupported: print(f"  not supported, ignored: {note}", file=out)
+    _print_table(_summary_view(done.summary), False, out)
+    if done.ranking is not None:
+        print("\nranked (paired tests against the best, Holm-corrected):", file=out)
+        _print_table(done.ranking[["rank", "variant", "mean", "lo", "hi", "diff_vs_best", "p_holm"]], False, out)
+    if done.tests is not None:
+        print(f"\n{int(done.tests.passed.sum())}/{len(done.tests)} tests passed", file=out)
+        failed = done.tests[~done.tests.passed]
+        if len(failed): _print_table(failed[["variant", "test", "reason"]].head(20), False, out)
+    if done.gates is not None:
+        print(f"\ngates: {'passed' if done.gates.passed else 'FAILED'}", file=out)
+        for f in done.gates.failures: print(f"  - {f}", file=out)
+    if done.run_id: print(f"\nlogged to MLflow: run {done.run_id}", file=out)
+    return done.exit_code
+
+# %% ../nbs/12_cli.ipynb #c1a0e5f3
+def _parameters(pairs) -> dict:
+    return {name: value for name, value in (pairs or [])}
+
+def _grid(items) -> dict:
+    "`NAME=V1,V2` (or `NAME=[json list]` when a value holds commas) as a grid."
+    grid = {}
+    for item in items or []:
+        name, sep, values = item.partition("=")
+        if not sep or not name.strip(): raise LlmopsBenchError(f"--grid {item!r}: expected NAME=V1,V2 (or NAME='[\"a,b\", \"c\"]' for values with commas).")
+        values = values.strip()
+        if values.startswith("["):
+            try: parsed = json.loads(values)
+            except json.JSONDecodeError as e: raise LlmopsBenchError(f"--grid {item!r}: the list is not valid JSON ({e.msg}).") from None
+        else: parsed = [v.strip() for v in values.split(",")]
+        grid[name.strip()] = parsed
+    return grid
+
+def _print_job(report, out) -> None:
+    print(f"job {report.run_id}: {report.notebook.name} {report.status} in {report.duration_s:.1f}s, experiment {report.experiment!r}", file=out)
+    if report.error: print(f"  error: {report.error}", file=out)
+    if report.summary is not None: _print_table(_summary_view(report.summary), False, out)
+    if report.gates is not None:
+        print(f"gates: {'passed' if not report.failures else 'FAILED'}", file=out)
+        _print_table(report.gates, False, out)
+    for f in report.failures: print(f"  - {f}", file=out)
+    if report.gate_error: print(f"gates could not be checked: {report.gate_error}", file=out)
+    if report.output: print(f"executed notebook: {report.output}\nHTML: {report.html}", file=out)
+
+def job_run(args, out) -> int:
+    "`job run`: one notebook as a job; the exit code of its report."
+    from llmops_bench import jobs
+    report = jobs.run(args.notebook, _parameters(args.p), experiment=args.experiment, gates=args.gate or [], timeout=args.timeout,
+                      baseline=args.baseline, cache=False if args.no_cache else None, progress=True)
+    if args.json: print(json.dumps(report.to_dict(), default=str), file=out)
+    else: _print_job(report, out)
+    return report.exit_code
+
+def job_sweep(args, out) -> int:
+    "`job sweep`: the grid's jobs in worker processes; one table; the worst exit code among them."
+    from llmops_bench import jobs
+    grid = {**{k: [v] for k, v in _parameters(args.p).items()}, **_grid(args.grid)}
+    if not grid: raise LlmopsBenchError("job sweep needs at least one --grid NAME=V1,V2.")
+    table = jobs.sweep(args.notebook, grid, workers=args.workers, experiment=args.experiment, gates=args.gate or [], timeout=args.timeout,
+                       cache=False if args.no_cache else None, progress=True)
+    _print_table(table, args.json, out)
+    codes = set(table.exit_code.dropna().astype(int))
+    return next((c for c in (3, 2, 1) if c in codes), 0)
+
+def job_rerun(args, out) -> int:
+    "`job rerun`: a job again from its MLflow run; reports whether its results reproduced, and the differences per case."
+    from llmops_bench import jobs
+    done = jobs.rerun(args.run_id, cache=not args.no_cache, timeout=args.timeout, progress=True)
+    if args.json:
+        print(json.dumps({"original": done.original, "reproduced": done.reproduced, "dataset_changed": done.dataset_changed,
+                          "differences": json.loads(done.differences.to_json(orient="records", default_handler=str)),
+                          "job": done.job.to_dict()}, default=str), file=out)
+    else:
+        _print_job(done.job, out)
+        print(f"re-run of {done.original}: {'reproduced: the same results table' if done.reproduced else f'{len(done.differences)} differences'}", file=out)
+        for c in done.dataset_changed: print(f"  dataset changed: {c}", file=out)
+        if len(done.differences): _print_table(done.differences, False, out)
+    return done.job.exit_code
+
 # %% ../nbs/12_cli.ipynb #b61d1696
+_EXIT_CODES = "exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 runtime failure (a notebook cell failed, the store is down)"
+
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of `llmops-bench`."
-    parser = argparse.ArgumentParser(prog="llmops-bench", description="Compare prompts and models, log to MLflow, gate quality in CI.")
+    parser = argparse.ArgumentParser(prog="llmops-bench", description="Compare prompts and models, log to MLflow, gate quality in CI.",
+                                     epilog=_EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="run the offline demo evaluation (no key, no network)",
                           description="Evaluate 2 prompt versions × 2 offline models on a bundled question-answering dataset.")
     demo.add_argument("--repeats", type=int, default=1, help="samples per case and variant (default 1)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ev = sub.add_parser("eval", help="run an evaluation spec (llmops-bench YAML or a promptfoo config)", epilog=_EXIT_CODES,
+                        description="Evaluate what SPEC describes (prompts, models, dataset, scorers, gates), log it to MLflow, print the "
+                                    "summary and the ranking; exit 1 when a gate fails. promptfooconfig.yaml files are read too.")
+    ev.add_argument("spec", metavar="SPEC", help="a .yaml spec file, or a promptfoo config")
+    ev.add_argument("--experiment", help="MLflow experiment (default: the spec's, else settings.ini's)")
+    ev.add_argument("--gate", action="append", metavar="EXPR", help="a gate such as 'pass_rate>=0.8' (repeatable; added to the spec's)")
+    ev.add_argument("--json", action="store_true", help="print one JSON document")
+    ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    job = sub.add_parser("job", help="run evaluation notebooks as jobs (papermill + MLflow + gates)",
+                         description="Run evaluation notebooks unattended: one, a parameter sweep, or again from a recorded run.")
+    job_sub = job.add_subparsers(dest="job_command", required=True, metavar="ACTION")
+    jrun = job_sub.add_parser("run", help="execute a notebook as a job run", epilog=_EXIT_CODES,
+                              description="Execute NOTEBOOK with papermill as an MLflow job run; its evaluations become child runs; "
+                                          "the executed notebook and its HTML are logged; gates are checked on the evaluations' summary.")
+    jrun.add_argument("notebook", metavar="NOTEBOOK")
+    jrun.add_argument("-p", "--parameter", dest="p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                      help="a notebook parameter (repeatable), converted to the type its parameters cell declares")
+    jrun.add_argument("--baseline", metavar="RUN_ID", help="a job or evaluation run that relative gates (score.x>=baseline-0.02) compare with")
+    sweep = job_sub.add_parser("sweep", help="run a notebook over a parameter grid, in parallel", epilog=_EXIT_CODES,
+                               description="One job per combination of the grid's values, WORKERS at a time; prints one table.")
+    sweep.add_argument("notebook", metavar="NOTEBOOK")
+    sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2", help="a parameter and its values (repeatable); NAME='[\"a,b\",\"c\"]' for values with commas")
+    sweep.add_argument("-p", "--parameter", dest="p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a fixed parameter (repeatable)")
+    sweep.add_argument("--workers", type=int, default=2, help="jobs at a time, each in its own process (default 2)")
+    rerun = job_sub.add_parser("rerun", help="run a job again from its MLflow run and compare the results", epilog=_EXIT_CODES,
+                               description="Re-run job RUN_ID with the notebook, parameters and settings recorded there; with the cache the "
+                                           "results table is reproduced; with --no-cache every call is sent again and differences are listed per case.")
+    rerun.add_argument("run_id", metavar="RUN_ID")
+    for p in (jrun, sweep):
+        p.add_argument("--gate", action="append", metavar="EXPR", help="a gate such as 'pass_rate>=0.8' (repeatable)")
+        p.add_argument("--experiment", help="MLflow experiment (default: the notebook's `experiment` parameter, else settings.ini's)")
+    for p in (jrun, sweep, rerun):
+        p.add_argument("--timeout", type=float, metavar="S", help="per-cell timeout in seconds")
+        p.add_argument("--no-cache", action="store_true", help="send every call again instead of answering from the response cache")
+        p.add_argument("--json", action="store_true", help="print JSON")
 
     runs = sub.add_parser("runs", help="list, show, compare and push evaluation runs",
                           description="Read evaluation runs back from MLflow, or log saved results.")
@@ -150,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo": run_demo(args.repeats, progress=not args.no_progress)
         elif args.command == "ui": return ui(args.port, out)
+        elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out)
+        elif args.command == "job":
+            return {"run": job_run, "sweep": job_sweep, "rerun": job_rerun}[args.job_command](args, out)
         elif args.runs_command == "list": runs_list(args.experiment, args.json, args.limit, out)
         elif args.runs_command == "show": runs_show(args.run_id, args.json, out)
         elif args.runs_command == "compare": runs_compare(*args.run_ids, args.json, out)
@@ -158,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     except LlmopsBenchError as e:
         print(f"llmops-bench: {e}", file=sys.stderr)
         return 2
-    except Exception as e:   # the tracking store down, a disk full: say what failed, in one line
-        print(f"llmops-bench: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
-        return 3
     except KeyboardInterrupt:
         print("llmops-bench: interrupted; finished calls are in the cache and will not be sent again.", file=sys.stderr)
+        return 3
+    except Exception as e:   # the tracking store down, a disk full: say what failed, in one line
+        print(f"llmops-bench: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
         return 3
