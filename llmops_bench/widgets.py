@@ -303,7 +303,9 @@ class Column(W.VBox):
         self.output = W.HTML(output_html(""))
         self.output.add_class("lb-output")
         self.facts = W.HTML()
-        self.up, self.down = W.Button(description="👍", tooltip="good output"), W.Button(description="👎", tooltip="bad output")
+        # Font Awesome icons (bundled with JupyterLab) rather than emoji, which a machine without an emoji font shows as boxes
+        self.up = W.Button(icon="thumbs-up", tooltip="👍 good output (saved on the MLflow run with the comment)")
+        self.down = W.Button(icon="thumbs-down", tooltip="👎 bad output (saved on the MLflow run with the comment)")
         self.up.add_class("lb-up"); self.down.add_class("lb-down")
         for b in (self.up, self.down): b.layout = W.Layout(width="3.5em")
         self.comment = W.Text(placeholder="comment (saved with the rating)", layout=W.Layout(width="auto", flex="1"))
@@ -575,19 +577,19 @@ class Compare(W.VBox):
     def _rate(self, column: Column, rating: str, comment: str) -> None:
         entry = {"variant": column.row["variant"], "case_id": column.row["case_id"], "rating": rating, "comment": comment}
         self.ratings = [r for r in self.ratings if (r["variant"], r["case_id"]) != (entry["variant"], entry["case_id"])] + [entry]
-        word = "👍" if rating == "up" else "👎"
+        word = "rated good" if rating == "up" else "rated bad"
         if not self.log_box.value:
-            column.rating_status.value = f'<span style="font-size:12px">{word} kept in this session (logging is off)</span>'
+            column.rating_status.value = f'<span style="font-size:12px">{word}: kept in this session (logging is off)</span>'
             return
         if self.run_id is None:
             self._pending.append((column, rating, comment))
-            column.rating_status.value = f'<span style="font-size:12px">{word} saved once the run is logged</span>'
+            column.rating_status.value = f'<span style="font-size:12px">{word}: saved once the run is logged</span>'
             return
         try: save_rating(self.run_id, column.row, rating, comment, settings=self.settings)
         except Exception as e:
             column.rating_status.value = f'<span style="color:#b71c1c;font-size:12px">not saved: {escape(type(e).__name__)}: {escape(e)}</span>'
             return
-        column.rating_status.value = f'<span class="lb-rated" style="font-size:12px">{word} saved on run {escape(self.run_id[:8])}</span>'
+        column.rating_status.value = f'<span class="lb-rated" style="font-size:12px">{word}: saved on run {escape(self.run_id[:8])}</span>'
 
     def save_job(self, name: str | None = None, folder: str | Path | None = None) -> Path:
         "Write this session (variants, settings, dataset and cases, scorers) as a papermill notebook `folder/name.ipynb`; its path."
