@@ -302,8 +302,10 @@ def run(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *, ex
         report.output, report.html = folder/notebook.name, folder/f"{notebook.stem}.html"
         uri = tracking.tracking_uri(settings)
         env = {tracking.JOB_RUN_ENV: run_id, "LLMOPS_BENCH_ROOT": str(settings.root.resolve()),
-               **({"MLFLOW_TRACKING_URI": uri} if settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") else {}),
-               **({"LLMOPS_BENCH_CACHE": str(cache).lower()} if cache is not None else {}), **(_env or {})}
+               # always explicit: MLflow's own default is a sqlite file in the kernel's cwd (the notebook's folder), and parts of
+               # MLflow (prompt links) use the global URI whatever client the workbench passes them
+               "MLFLOW_TRACKING_URI": uri,
+               **(_env or {}), **({"LLMOPS_BENCH_CACHE": str(cache).lower()} if cache is not None else {})}
         with _environment(env):
             try:
                 pm.execute_notebook(str(notebook), str(report.output), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
@@ -362,9 +364,10 @@ def grid_parameters(grid: Mapping[str, Iterable[Any]]) -> list[dict]:
         if not v: raise LlmopsBenchError(f"Grid parameter {n!r} has no values.")
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
-def _sweep_one(notebook: str, params: dict, kwargs: dict) -> dict:
+def _sweep_one(notebook: str, params: dict, kwargs: dict, root: str) -> dict:
     "One sweep job, in a worker process: the report as data (reports hold DataFrames and paths; dicts cross processes cleanly)."
-    try: return run(notebook, params, **kwargs).to_dict()
+    os.environ["LLMOPS_BENCH_ROOT"] = root          # the worker reads the caller's project: its settings, store and cache
+    try: return run(notebook, params, settings=load_settings(root), **kwargs).to_dict()
     except LlmopsBenchError as e: return {"status": "ERROR", "passed": False, "exit_code": 2, "error": str(e), "parameters": params}
     except Exception as e: return {"status": "ERROR", "passed": False, "exit_code": 3, "error": f"{type(e).__name__}: {e}", "parameters": params}
 
@@ -383,11 +386,11 @@ def sweep(notebook: str | Path, grid: Mapping[str, Iterable[Any]], *, workers: i
     client = tracking.mlflow_client(settings)
     tracking.experiment_id(client, experiment, settings)
     kwargs = {"experiment": experiment, "gates": gates, "timeout": timeout, "baseline": baseline, "cache": cache, "progress": False,
-              "_env": {"LLMOPS_BENCH_ROOT": str(settings.root.resolve())}, "_tags": {"llmops_bench.sweep": f"{Path(notebook).stem}-{int(time.time())}"}}
+              "_tags": {"llmops_bench.sweep": f"{Path(notebook).stem}-{int(time.time())}"}}
     ctx = multiprocessing.get_context("spawn")                # a clean interpreter per worker: no inherited MLflow or kernel state
     rows = [None] * len(combos)
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
-        futures = {pool.submit(_sweep_one, str(Path(notebook).resolve()), p, kwargs): i for i, p in enumerate(combos)}
+        futures = {pool.submit(_sweep_one, str(Path(notebook).resolve()), p, kwargs, str(settings.root.resolve())): i for i, p in enumerate(combos)}
         for f in concurrent.futures.as_completed(futures):
             rows[futures[f]] = d = f.result()
             _say(progress, f"sweep {sum(r is not None for r in rows)}/{len(combos)}: {combos[futures[f]]} -> {d.get('status')}"

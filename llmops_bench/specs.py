@@ -128,7 +128,7 @@ def scorer_factories() -> dict[str, Callable]:
     "The scorer factories a spec can name: public functions of llmops_bench.scorers that build a `Scorer`."
     skip = {"scorer", "as_scorers", "apply_scorers"}
     return {n: f for n, f in vars(scorer_lib).items() if inspect.isfunction(f) and not n.startswith("_") and n not in skip
-            and f.__module__ == scorer_lib.__name__}
+            and f.__module__ == scorer_lib.__name__ and "Scorer" in str(inspect.signature(f).return_annotation)}
 
 def _scorer(doc: _Doc, path: tuple, item):
     factories = scorer_factories()
@@ -354,7 +354,8 @@ def _grader_model(spec, fallback: str) -> Model:
         if isinstance(spec, dict):
             config = spec.get("config") or {}
             return Model(litellm_id(spec["id"], config), **_model_settings(config))
-    return Model(litellm_id(spec) if ":" in str(spec) and "/" not in str(spec) else str(spec))
+    spec = str(spec)   # a promptfoo provider id (openai:gpt-4o-mini, echo) or a litellm id (bench/echo, openai/x)
+    return Model(litellm_id(spec) if spec == "echo" or (":" in spec and "/" not in spec.split(":", 1)[0]) and "://" not in spec else spec)
 
 def _model_settings(config: dict) -> dict:
     out = {_CONFIG[k]: v for k, v in config.items() if k in _CONFIG}

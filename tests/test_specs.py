@@ -1,0 +1,156 @@
+"""Spec files and promptfoo configs, run end to end against a network peer (the local OpenAI-compatible server) and the CLI.
+
+The promptfoo suite below is written the way promptfoo's documentation writes them: a provider `openai:chat:<model>` with
+`config.apiBaseUrl`, prompts with `{{var}}`, `defaultTest`, inline tests, and tests from a CSV file with `__expected` columns.
+The expected verdicts are derived by hand from promptfoo's documented assertion semantics (the fake server answers
+"echo: " + the prompt, so every output is known in advance).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from llmops_bench import specs, tracking
+from llmops_bench.core import load_settings
+
+CLI = Path(sys.executable).parent/"llmops-bench"
+
+TESTS_CSV = """question,__expected1,__expected2,__description
+What is the capital of France,icontains:CAPITAL,not-contains:Berlin,case-insensitive contains
+2+2,regex:\\d\\+\\d$,,regex
+"{""city"": ""Paris""}",contains-json,is-json,json inside text is not json
+hello,equals:echo: Reply to: hello,,equals with the type named
+hello again,Reply to: hello again,,a bare value means equals
+"""
+
+CONFIG = """\
+description: promptfoo conventions against a local server
+prompts:
+  - "Reply to: {{{{question}}}}"
+providers:
+  - id: openai:chat:fake-model
+    label: fake
+    config:
+      apiBaseUrl: {url}
+      apiKey: not-a-real-key
+      temperature: 0
+defaultTest:
+  options:
+    provider: echo
+    rubricPrompt: '{{"pass": true, "score": 1, "reason": "{{{{rubric}}}}"}}'
+  assert:
+    - type: starts-with
+      value: "echo:"
+tests:
+  - file://tests.csv
+  - description: cost needs a provider that reports it
+    vars: {{question: cost}}
+    assert:
+      - type: cost
+        threshold: 0.01
+  - description: latency under a minute
+    vars: {{question: fast}}
+    assert:
+      - type: latency
+        threshold: 60000
+  - description: rubric the grader passes
+    vars: {{question: be kind}}
+    assert:
+      - type: llm-rubric
+        value: is kind
+  - description: rubric the grader fails
+    vars: {{question: be rude}}
+    assert:
+      - type: llm-rubric
+        value: is rude
+        rubricPrompt: '{{"pass": false, "score": 0.1, "reason": "not {{{{rubric}}}}"}}'
+  - description: threshold over weighted scores
+    threshold: 0.6
+    vars: {{question: partly}}
+    assert:
+      - type: contains
+        value: partly
+      - type: equals
+        value: something else
+outputPath: results.json
+"""
+
+# promptfoo's semantics, test by test (defaultTest's starts-with passes everywhere: every output starts with "echo:")
+EXPECTED = {
+    "case-insensitive contains": True,        # icontains CAPITAL in "...capital..."; not-contains Berlin
+    "regex": True,                            # \d\+\d$ matches the end "2+2"
+    "json inside text is not json": False,    # contains-json passes, is-json fails: the output is not JSON as a whole
+    "equals with the type named": True,       # the output is exactly "echo: Reply to: hello"
+    "a bare value means equals": False,       # "Reply to: hello again" != "echo: Reply to: hello again"
+    "cost needs a provider that reports it": False,  # no price for a local model: promptfoo fails cost assertions then
+    "latency under a minute": True,
+    "rubric the grader passes": True,         # the grader (echo) answers the rubric prompt's JSON: pass true
+    "rubric the grader fails": False,         # its per-assertion rubricPrompt makes the grader say pass false
+    "threshold over weighted scores": True,   # 2 of 3 assertions pass: 0.67 >= 0.6
+}
+
+
+@pytest.fixture
+def suite(tmp_path, fake_server) -> Path:
+    (tmp_path/"tests.csv").write_text(TESTS_CSV)
+    (tmp_path/"promptfooconfig.yaml").write_text(CONFIG.format(url=fake_server.base_url))
+    return tmp_path/"promptfooconfig.yaml"
+
+
+def cli(root: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *argv], capture_output=True, text=True, env={**os.environ, "LLMOPS_BENCH_ROOT": str(root)}, timeout=600)
+
+
+def test_a_promptfoo_suite_gives_promptfoos_verdicts(suite, tmp_path, fake_server):
+    settings = load_settings(tmp_path)
+    spec = specs.load_spec(suite, settings)
+    assert spec.kind == "promptfoo" and [m.id for m in spec.models] == ["openai/fake-model"] and len(spec.dataset) == 10
+    assert any(u.startswith("outputPath") for u in spec.unsupported)
+    done = specs.run_spec(spec, settings=settings)
+    verdicts = dict(zip(done.tests.test, done.tests.passed))
+    assert verdicts == EXPECTED
+    assert fake_server.stats()["requests"] == 10     # the model calls; the rubric grader is the offline echo model
+    reasons = dict(zip(done.tests.test, done.tests.reason))
+    assert reasons["cost needs a provider that reports it"] == "cost: Cost assertion does not support providers that do not return cost"
+    assert reasons["json inside text is not json"] == "is-json: Expected output to be valid JSON"
+    assert reasons["rubric the grader fails"] == "llm-rubric: not is rude"
+    # promptfoo exits non-zero when a test fails; so does the import, through its default gates
+    assert done.exit_code == 1 and done.gates.failures
+    logged = tracking.read_evaluation(done.run_id, settings)[0]
+    assert logged["score.assertions"].tolist() == done.results.results["score.assertions"].tolist()
+
+
+def test_eval_on_the_cli(suite, tmp_path):
+    done = cli(tmp_path, "eval", str(suite), "--json", "--no-progress")
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    assert {t["test"]: t["passed"] for t in out["tests"]} == EXPECTED and out["run_id"]
+
+    (tmp_path/"data.csv").write_text("id,question,answer\nq1,Capital of France?,France\nq2,Two plus two?,plus\n")
+    spec = tmp_path/"spec.yaml"
+    spec.write_text(textwrap.dedent("""\
+        experiment: spec-cli
+        prompts:
+          - "Question: {{question}}"
+          - {name: short, template: "{{question}}"}
+        models: [bench/echo]
+        dataset: data.csv
+        scorers: [contains, {exact_match: {column: answer}}]
+        gates: ["score.contains>=1"]
+    """))
+    done = cli(tmp_path, "eval", str(spec), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "gates: passed" in done.stdout and "ranked" in done.stdout and "logged to MLflow" in done.stdout
+    done = cli(tmp_path, "eval", str(spec), "--gate", "score.exact_match>=0.5", "--no-progress")
+    assert done.returncode == 1 and "score.exact_match is 0, but `score.exact_match>=0.5` needs >= 0.5" in done.stdout
+
+    spec.write_text(spec.read_text().replace("scorers: [contains, {exact_match: {column: answer}}]", "scorers:\n  - contains\n  - exact_mach"))
+    done = cli(tmp_path, "eval", str(spec))
+    assert done.returncode == 2
+    assert f"{spec}, line 9: scorers[1]: unknown scorer 'exact_mach' (did you mean 'exact_match'?)" in done.stderr, done.stderr
