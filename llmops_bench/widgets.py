@@ -394,6 +394,7 @@ class Compare(W.VBox):
         self._thread: threading.Thread | None = None   # ... or the worker thread outside a running loop
         self._loop = None
         self._pending: list[tuple[Column, str, str]] = []
+        self._names: list[str] = []
         self._form_ready = False
         self.values = dict(values or {})
         self.form = W.VBox()
@@ -483,7 +484,7 @@ class Compare(W.VBox):
         except LlmopsBenchError as e:
             self.status.value = f'<span style="color:#b71c1c">{escape(e)}</span>'
             return
-        self._session, self._names = (data, case_ids), [c.variant.name for c in calls]   # call i is column i's
+        self._names = [c.variant.name for c in calls]   # call i is column i's (one case, one repeat)
         for c in self.columns: c.clear()
         self.run_info.value, self.diff.value = "", ""
         self.status.value = f"running {len(calls)} calls…"
@@ -597,7 +598,7 @@ class Compare(W.VBox):
             odd = self._scorer_objects
             raise LlmopsBenchError(f"Scorer(s) {', '.join(odd)} were given as objects, which a job cannot rebuild; give them as code "
                                    f"text, e.g. Compare(..., scorers=['exact_match()']).")
-        data, case_ids = getattr(self, "_session", None) or self._session_data()
+        data, case_ids = self._session_data()   # the session as it is now: columns, and the form's values or the picked case
         engine = {"stream": self.stream, **{k: v for k, v in self.engine.items() if v is not None}}
         path = Path(folder or self.job_folder)/f"{_slug(name or self.job_name.value)}.ipynb"
         return write_job(path, self.variants(), data, case_ids, self.scorer_code, experiment=self.experiment, log=self.log_box.value,

@@ -330,3 +330,15 @@ def test_save_as_job_refuses_scorer_objects_it_cannot_rebuild(settings, tmp_path
                 log=False, settings=settings, job_folder=tmp_path)
     w.job_button.click()
     assert "as code text" in w.job_status.value and not list(tmp_path.glob("*.ipynb"))
+
+
+def test_run_link_points_into_the_ui_of_an_mlflow_server(mlflow_server, tmp_path):
+    settings = lb.Settings(root=tmp_path, tracking_uri=mlflow_server.url)
+    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo"], values={"question": "q?"}, experiment="t-widgets-link",
+                settings=settings)
+    w.run_button.click()
+    w.wait()
+    exp = tracking.mlflow_client(settings).get_experiment_by_name("t-widgets-link").experiment_id
+    assert f'href="{mlflow_server.url.rstrip("/")}/#/experiments/{exp}/runs/{w.run_id}"' in w.run_info.value
+    w.columns[0].up.click()   # ratings go through the server's artifact store too
+    assert read_ratings(w.run_id, settings).rating.tolist() == ["up"]
