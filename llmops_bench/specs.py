@@ -258,11 +258,10 @@ def _extract_json(text: str) -> list:
     return found
 
 def _schema_ok(value, obj) -> tuple[bool, str]:
-    "Validate `obj` against a JSON schema given as a mapping or YAML/JSON text (needs `jsonschema`)."
+    "Validate `obj` against a JSON schema given as a mapping or YAML/JSON text."
     import yaml
     schema = yaml.safe_load(value) if isinstance(value, str) else value
-    try: import jsonschema
-    except ImportError: raise LlmopsBenchError("a JSON schema in is-json/contains-json needs the jsonschema package (pip install jsonschema).") from None
+    import jsonschema
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(obj), key=str)
     return (not errors, errors[0].message if errors else "")
 
