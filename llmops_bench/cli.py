@@ -48,7 +48,7 @@ def run_demo(repeats: int = 1, progress: bool = True, out=None):
         from llmops_bench.tracking import tracking_uri
         uri = tracking_uri()
         print(f"Logged to MLflow: experiment {DEMO_EXPERIMENT!r}, run {results.run_id} (one child run per variant), at {uri}\n"
-              f"Browse it: mlflow ui --backend-store-uri {uri} --host 127.0.0.1", file=out)
+              f"Browse it: llmops-bench ui   (or: mlflow ui --backend-store-uri {uri} --host 127.0.0.1)", file=out)
     return results
 
 # %% ../nbs/12_cli.ipynb #9d79d15f
