@@ -26,7 +26,7 @@ from .runner import Runner, backoff_delay, plan
 # %% auto #0
 __all__ = ['REFUSAL_PATTERNS', 'PII_KINDS', 'GROUNDEDNESS_RUBRIC', 'EXPECTED_COLUMNS', 'Score', 'as_score', 'Scorer', 'scorer',
            'as_scorers', 'apply_scorers', 'normalise_text', 'exact_match', 'contains', 'icontains', 'not_contains',
-           'starts_with', 'regex', 'json_valid', 'json_schema', 'length', 'similarity', 'SemanticSimilarity',
+           'starts_with', 'regex', 'json_valid', 'json_schema', 'length', 'similarity', 'cosine', 'SemanticSimilarity',
            'semantic_similarity', 'refusal', 'luhn_valid', 'find_pii', 'pii_leak', 'latency_under', 'cost_under',
            'JudgeError', 'parse_verdict', 'LlmJudge', 'llm_judge', 'groundedness', 'from_mlflow']
 
@@ -306,7 +306,8 @@ def _run_sync(make_coroutine: Callable[[], Any]):
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmops-bench-scorer") as pool:
         return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    "Cosine similarity of two vectors (0 when either is all zeros)."
     na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
     return sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0
 
@@ -335,7 +336,7 @@ class SemanticSimilarity(Scorer):
         try: vectors, cost = _run_sync(lambda: self._embed(texts, runner))
         except Exception as e: return [e if o is None else o for o in out]
         for n, (i, (a, b)) in enumerate(pairs.items()):
-            cos = _cosine(vectors[a], vectors[b])
+            cos = cosine(vectors[a], vectors[b])
             value, why = (cos, None) if self.threshold is None else (cos >= self.threshold, f"cosine {cos:.3f}")
             out[i] = Score({self.name: float(value)}, why, cost if n == 0 else 0.0)   # the batch's cost, counted once
         return out

@@ -380,11 +380,6 @@ def _rubric_verdict(text: str | None, error: str | None, threshold) -> tuple[boo
     if threshold is not None: ok = ok and score >= float(threshold)
     return ok, score, str(v.get("reason", ""))
 
-def _cosine(a, b) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
-
 # %% ../nbs/08a_specs.ipynb #b85ca81d
 def _grade_rows(results, tests: list[dict], options: dict, settings: Settings, progress: bool = False):
     "Grade each row's test (by `input.__test`) with promptfoo's semantics: the `score.assertions` pass/fail, the weighted score and the details."
@@ -408,8 +403,7 @@ def _grade_rows(results, tests: list[dict], options: dict, settings: Settings, p
             calls.append(Call(Variant(Prompt("llm-rubric", list(messages)), model), Case(f"g{n}", {}), 0, messages,
                               content_hash({**model.key, "messages": messages, "repeat": 0}, 32)))
         store = open_cache(None, settings)
-        try: graded = Runner(concurrency=settings.concurrency, retries=settings.retries, timeout_s=settings.timeout_s, cache=store, progress=progress,
-                             allow_models=settings.allow_models, deny_models=settings.deny_models).run(calls)
+        try: graded = Runner.from_settings(settings, cache=store, progress=progress).run(calls)
         finally:
             if store is not None: store.close()
         for n, (i, a) in enumerate(rubric):
@@ -436,7 +430,7 @@ def _grade_rows(results, tests: list[dict], options: dict, settings: Settings, p
                 n = len(value) if isinstance(value, list) else 1
                 if vectors is None: answers[(i, id(a))] = (False, 0.0, f"the embedding model failed: {error}")
                 else:
-                    out, sims = vectors[k + n], [_cosine(vectors[k + j], vectors[k + n]) for j in range(n)]
+                    out, sims = vectors[k + n], [scorer_lib.cosine(vectors[k + j], vectors[k + n]) for j in range(n)]
                     t, inverse = float(a.get("threshold", 0.75)), a["type"].startswith("not-")
                     ok = all(s < t for s in sims) if inverse else any(s >= t for s in sims)
                     best = max(sims)

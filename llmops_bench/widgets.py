@@ -146,10 +146,8 @@ def variants_from_spec(variants: Sequence[Mapping]) -> list[tuple[Prompt, Model]
 def make_runner(settings: Settings, cache=None, *, concurrency: int | None = None, retries: int | None = None,
                 timeout_s: float | None = None, stream: bool = False, progress: bool = False) -> Runner:
     "A `Runner` with the project's settings (concurrency, retries, timeout, rate limit, model policy) and `cache`."
-    return Runner(concurrency=concurrency or settings.concurrency, model_concurrency=settings.model_concurrency or None,
-                  retries=settings.retries if retries is None else retries, timeout_s=timeout_s or settings.timeout_s,
-                  rpm=settings.rpm or None, cache=cache, stream=stream, progress=progress,
-                  allow_models=settings.allow_models, deny_models=settings.deny_models)
+    return Runner.from_settings(settings, concurrency=concurrency or None, retries=retries, timeout_s=timeout_s or None, cache=cache,
+                                stream=stream, progress=progress)
 
 def score_rows(rows: Sequence[dict], calls: Sequence[Call], scorers: Sequence, runner: Runner | None = None):
     "The results table of finished `rows` (each the row of `calls[i]`), with score columns."
