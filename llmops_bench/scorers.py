@@ -8,7 +8,6 @@ Docs: https://llmops-bench.github.io/llmops-bench/scorers.html.md"""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import difflib
 import json
 import math
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from .core import Dataset, LlmopsBenchError, Model, Prompt, content_hash
 from .governance import check_model_policy
 from . import providers
-from .runner import Runner, backoff_delay, plan
+from .runner import Runner, backoff_delay, plan, run_sync
 
 # %% auto #0
 __all__ = ['REFUSAL_PATTERNS', 'PII_KINDS', 'GROUNDEDNESS_RUBRIC', 'EXPECTED_COLUMNS', 'Score', 'as_score', 'Scorer', 'scorer',
@@ -299,13 +298,6 @@ def similarity(*, column: str | None = None, value: str | None = None, method: s
     return Scorer(check, name)
 
 # %% ../nbs/04_scorers.ipynb #342a74ad
-def _run_sync(make_coroutine: Callable[[], Any]):
-    "Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)."
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(make_coroutine())
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmops-bench-scorer") as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
-
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     "Cosine similarity of two vectors (0 when either is all zeros)."
     na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
@@ -333,7 +325,7 @@ class SemanticSimilarity(Scorer):
             except Exception as e: out[i] = e
         if not pairs: return out
         texts = list(dict.fromkeys(t for pair in pairs.values() for t in pair))
-        try: vectors, cost = _run_sync(lambda: self._embed(texts, runner))
+        try: vectors, cost = run_sync(lambda: self._embed(texts, runner))
         except Exception as e: return [e if o is None else o for o in out]
         for n, (i, (a, b)) in enumerate(pairs.items()):
             cos = cosine(vectors[a], vectors[b])

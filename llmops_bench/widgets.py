@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import ipywidgets as W
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
-from .runner import Call, Runner, plan, results_frame
+from .runner import Call, Runner, plan, results_frame, run_sync
 from .evaluation import Results, open_cache
 from . import evaluation, plots, providers, scorers as scorers_module, stats, tracking
 
@@ -168,22 +168,13 @@ def evaluate_variants(variants: Sequence[tuple[Prompt, Model]], data, scorers=No
     store = open_cache(cache, settings)
     runner = make_runner(settings, store, concurrency=concurrency, retries=retries, timeout_s=timeout_s, stream=stream, progress=progress)
     try:
-        rows = _run_rows(runner, calls)
+        rows = run_sync(lambda: runner.arun(calls))
         table = score_rows(rows, calls, checked, runner)
     finally:
         if store is not None: store.close()
     results = Results(table, session_spec(calls, dataset, checked, runner, repeats, code_text))
     if log: evaluation.log(results, experiment, settings)
     return results
-
-def _run_rows(runner: Runner, calls: Sequence[Call]) -> list[dict]:
-    "`runner.arun(calls)` to completion, from inside a running event loop (Jupyter) or not."
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(runner.arun(calls))
-    box: list = []
-    t = threading.Thread(target=lambda: box.append(asyncio.run(runner.arun(calls))), name="llmops-bench")
-    t.start(); t.join()
-    return box[0]
 
 # %% ../nbs/09_widgets.ipynb #741d2dab
 RATINGS_ARTIFACT = "ratings.json"
