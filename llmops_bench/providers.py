@@ -131,11 +131,14 @@ def _bench_handler(litellm):
     return Bench()
 
 # %% ../nbs/02_providers.ipynb #ae05a51f
-def check_model(model: Model) -> None:
-    "Raise `ModelError` unless litellm (or the bench provider) knows how to call `model`."
+def check_model(model: Model, kind: str = "chat") -> None:
+    "Raise `ModelError` unless litellm (or the bench provider) knows how to call `model` for `kind` ('chat' or 'embed')."
     if model.id.startswith("bench/"):
-        if model.id[len("bench/"):] not in BENCH_MODELS:
-            raise ModelError(f"Unknown offline model {model.id!r}; the bench models are: {', '.join('bench/' + m for m in BENCH_MODELS)}.")
+        known = BENCH_MODELS if kind == "chat" else BENCH_EMBEDDINGS   # the offline embedders are defined below
+        if model.id[len("bench/"):] not in known:
+            what = "offline model" if kind == "chat" else "offline embedding model"
+            raise ModelError(f"Unknown {what} {model.id!r}; the bench {'models' if kind == 'chat' else 'embedding models'} are: "
+                             f"{', '.join('bench/' + m for m in known)}.")
         return
     litellm = litellm_module()
     try: litellm.get_llm_provider(model.id, api_base=model.params.get("api_base"))

@@ -24,7 +24,8 @@ from .governance import check_model_policy, scrub, secret_values
 from . import providers
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'Variant', 'Call', 'plan', 'ResponseCache', 'backoff_delay', 'results_frame', 'Runner', 'run_sync']
+__all__ = ['RESULT_COLUMNS', 'Variant', 'call_key', 'Call', 'plan_variants', 'plan', 'ResponseCache', 'backoff_delay',
+           'results_frame', 'Runner', 'run_sync']
 
 # %% ../nbs/03_runner.ipynb #baf66b48
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class Variant:
     @property
     def name(self) -> str: return f"{self.prompt.name}@{self.prompt.version} · {self.model.label}"
 
+def call_key(model: Model, messages: Sequence, repeat: int = 0, kind: str = "chat") -> str:
+    "The cache key of one model call: model id and non-secret settings, the messages (or texts to embed), the repeat."
+    if kind == "chat": return content_hash({**model.key, "messages": tuple(messages), "repeat": repeat}, 32)
+    return content_hash({**model.key, "kind": kind, "input": tuple(messages), "repeat": repeat}, 32)
+
 @dataclass(frozen=True)
 class Call:
     "One request to send: a variant applied to a case, for one repeat."
@@ -45,6 +51,28 @@ class Call:
     messages: tuple
     key: str
 
+    @classmethod
+    def of(cls, variant: Variant, case: Case, repeat: int, messages: Sequence[dict]) -> Call:
+        "The call with its cache key."
+        return cls(variant, case, repeat, tuple(messages), call_key(variant.model, messages, repeat))
+
+# %% ../nbs/03_runner.ipynb #cafd7800
+def plan_variants(variants: Iterable[Variant | tuple[Prompt, Model | str]], data, repeats: int = 1) -> list[Call]:
+    "Every call of explicit (prompt, model) `variants` × cases × repeats, rendered and keyed; raises before sending on bad input."
+    variants = [v if isinstance(v, Variant) else Variant(v[0], Model(v[1]) if isinstance(v[1], str) else v[1]) for v in variants]
+    dataset = Dataset.coerce(data)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise LlmopsBenchError(f"repeats must be a positive integer, got {repeats!r}.")
+    if not variants: raise LlmopsBenchError("An evaluation needs at least one prompt and one model.")
+    names = [v.name for v in variants]
+    if twice := next((n for n in names if names.count(n) > 1), None):
+        raise LlmopsBenchError(f"The variant {twice!r} is listed twice; change one's prompt, model or settings, or remove it.")
+    rendered = {}
+    for v in variants:
+        if v.prompt not in rendered: rendered[v.prompt] = [(case, v.prompt.render(case.inputs)) for case in dataset]
+    return [Call.of(v, case, r, messages) for v in variants for case, messages in rendered[v.prompt] for r in range(repeats)]
+
+# %% ../nbs/03_runner.ipynb #25a401b9
 def _as_list(x, kind) -> list:
     return [x] if isinstance(x, kind) else list(x)
 
@@ -52,22 +80,11 @@ def plan(prompts: Prompt | Iterable[Prompt], models: Model | str | Iterable[Mode
     "Every call of prompts × models × cases × repeats, rendered and keyed; raises before sending if a case lacks a variable."
     prompts = _as_list(prompts, Prompt)
     models = [Model(m) if isinstance(m, str) else m for m in _as_list(models, (Model, str))]
-    dataset = Dataset.coerce(data)
-    if not isinstance(repeats, int) or repeats < 1: raise LlmopsBenchError(f"repeats must be a positive integer, got {repeats!r}.")
-    if not prompts or not models: raise LlmopsBenchError("An evaluation needs at least one prompt and one model.")
     for kind, items in (("prompt", [(p.name, p.version) for p in prompts]), ("model", [m.label for m in models])):
         if len(set(items)) < len(items):
             raise LlmopsBenchError(f"The same {kind} is listed twice ({items}); give each a distinct "
                                    f"{'name or template' if kind == 'prompt' else 'label (Model(id, label=...))'}.")
-    calls = []
-    for prompt in prompts:
-        rendered = [(case, tuple(prompt.render(case.inputs))) for case in dataset]   # raises TemplateError before any call
-        for model in models:
-            variant = Variant(prompt, model)
-            for case, messages in rendered:
-                for r in range(repeats):
-                    calls.append(Call(variant, case, r, messages, content_hash({**model.key, "messages": messages, "repeat": r}, 32)))
-    return calls
+    return plan_variants([Variant(p, m) for p in prompts for m in models], data, repeats)
 
 # %% ../nbs/03_runner.ipynb #8b0e1dee
 class ResponseCache:
@@ -155,6 +172,34 @@ def results_frame(rows: list[dict]):
     df["started_at"] = pd.to_datetime(df["started_at"], unit="s", utc=True)
     return df
 
+# %% ../nbs/03_runner.ipynb #51aa7939
+class _Limits:
+    "One run's bounds: calls in flight overall and per model, and each model's pace."
+    def __init__(self, concurrency: int, model_concurrency: int | None, rpm: float | None, models: Iterable[Model]):
+        self.gate = asyncio.Semaphore(concurrency)
+        self.per_model = {m: asyncio.Semaphore(m.concurrency or model_concurrency or concurrency) for m in models}
+        self.pacers = {m: _Pacer(m.rpm or rpm) for m in self.per_model}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, model: Model):
+        "Hold a place in flight for one call of `model`."
+        async with self.gate, self.per_model[model]: yield
+
+async def _until_stopped(coroutines: Iterable[Awaitable], stop: threading.Event | None = None) -> None:
+    "Run `coroutines` concurrently; once `stop` is set (from any thread), cancel those not finished."
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    async def watch():
+        while not stop.is_set(): await asyncio.sleep(0.05)
+        for t in tasks: t.cancel()
+    watcher = [asyncio.ensure_future(watch())] if stop is not None else []
+    try:
+        if tasks: await asyncio.wait(tasks)
+    finally:   # also when the run itself is cancelled: nothing is left running behind it
+        for t in tasks + watcher: t.cancel()
+        await asyncio.gather(*tasks, *watcher, return_exceptions=True)
+    for t in tasks:
+        if not t.cancelled() and t.exception() is not None: raise t.exception()
+
 # %% ../nbs/03_runner.ipynb #57edb9c2
 class Runner:
     "Sends calls concurrently with retries, rate limits, timeouts and a persistent cache; returns one row per call."
@@ -179,61 +224,99 @@ class Runner:
         "Run `calls` and return the results table (blocks; safe inside a running event loop such as Jupyter's)."
         return results_frame(run_sync(lambda: self.arun(calls)))
 
-    async def arun(self, calls: Sequence[Call]) -> list[dict]:
-        "Run `calls` on the current event loop; one row dict per call, in order."
+    async def arun(self, calls: Sequence[Call], on_row: Callable[[dict], None] | None = None,
+                   stop: threading.Event | None = None) -> list[dict | None]:
+        "One row dict per call, in order; `on_row` sees each as it is ready; after `stop` is set, unfinished calls are cancelled (None)."
         rows: list[dict | None] = [None] * len(calls)
+        def finish(i: int, row: dict) -> None:
+            rows[i] = row
+            if on_row is not None: on_row(row)
         hits = self.cache.get_many([c.key for c in calls]) if self.cache is not None else {}
-        pending = []
         for i, call in enumerate(calls):
-            if call.key in hits: rows[i] = _row(call, hits[call.key], cached=True)
-            else: pending.append(i)
-        refused = self._refused({calls[i].variant.model for i in pending})
+            if call.key in hits: finish(i, _row(call, hits[call.key], cached=True))
+        pending = [i for i, r in enumerate(rows) if r is None]
+        models = {calls[i].variant.model for i in pending}
+        refused, limits = self._refused(models), self._limits(models)
         bar = _progress_bar(len(calls), len(calls) - len(pending), self.progress)
-        gate = asyncio.Semaphore(self.concurrency)
-        per_model = {m: asyncio.Semaphore(m.concurrency or self.model_concurrency or self.concurrency)
-                     for m in {calls[i].variant.model for i in pending}}
-        pacers = {m: _Pacer(m.rpm or self.rpm) for m in per_model}
 
         async def one(i: int) -> None:
-            call = calls[i]
-            model = call.variant.model
-            if model in refused:
-                rows[i] = _row(call, None, error=str(refused[model]), error_type="policy")
+            call, model = calls[i], calls[i].variant.model
+            if model in refused: finish(i, _row(call, None, error=str(refused[model]), error_type="policy"))
             else:
-                async with gate, per_model[model]:
-                    rows[i] = await self._send(call, pacers[model])
+                async with limits.slot(model):
+                    answer, error, attempts, started = await self._attempts(
+                        model, limits.pacers[model], call.key, lambda: self._complete(model, call.messages))
+                finish(i, _row(call, answer, attempts=attempts, started_at=started) if error is None else
+                          _row(call, None, error=str(error), error_type=error.error_type, attempts=attempts, started_at=started))
             bar.update(1)
 
-        try: await asyncio.gather(*(one(i) for i in pending))
+        try: await _until_stopped([one(i) for i in pending], stop)
         finally: bar.close()
         return rows
 
-    def _refused(self, models: set[Model]) -> dict[Model, PolicyError]:
+    def embed(self, model: Model | str, texts: Sequence[str], batch_size: int = 256) -> tuple[dict[str, list[float]], float | None]:
+        "Vectors of `texts` by text, and the cost of what was sent (blocks; see `aembed`)."
+        return run_sync(lambda: self.aembed(model, texts, batch_size))
+
+    async def aembed(self, model: Model | str, texts: Sequence[str], batch_size: int = 256) -> tuple[dict[str, list[float]], float | None]:
+        "Embed the distinct `texts` in batches with the engine's policy, cache, limits and retries; raise `ProviderError` if a batch fails."
+        model = Model(model) if isinstance(model, str) else model
+        texts = list(dict.fromkeys(texts))
+        if refused := self._refused({model}, kind="embed"): raise providers.ProviderError("policy", str(refused[model]))
+        batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+        keys = [call_key(model, b, kind="embed") for b in batches]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        limits = self._limits({model})
+
+        async def one(batch: list[str], key: str) -> dict:
+            if key in hits: return {**hits[key], "cost_usd": 0.0}   # spent before, not now
+            async with limits.slot(model):
+                answer, error, _, _ = await self._attempts(model, limits.pacers[model], key, lambda: self._embed(model, batch))
+            if error is not None: raise error
+            return answer
+        answers = await asyncio.gather(*(one(b, k) for b, k in zip(batches, keys)))
+        vectors = {t: v for b, a in zip(batches, answers) for t, v in zip(b, a["vectors"])}
+        costs = [a["cost_usd"] for a in answers]
+        return vectors, None if any(c is None for c in costs) else float(sum(costs))
+
+    def _limits(self, models: Iterable[Model]) -> _Limits:
+        return _Limits(self.concurrency, self.model_concurrency, self.rpm, models)
+
+    def _refused(self, models: set[Model], kind: str = "chat") -> dict[Model, PolicyError]:
         refused = {}
         for m in models:
             try: check_model_policy(m.id, self.allow_models, self.deny_models)
             except PolicyError as e: refused[m] = e
-            else: providers.check_model(m)   # an unknown model is bad input: raise before anything is sent
+            else: providers.check_model(m, kind)   # an unknown model is bad input: raise before anything is sent
         return refused
 
-    async def _send(self, call: Call, pacer: _Pacer) -> dict:
-        model, started = call.variant.model, time.time()
-        timeout = float(model.params.get("timeout", self.timeout_s))
+    async def _attempts(self, model: Model, pacer: _Pacer, key: str, send: Callable[[], Awaitable[dict]]):
+        "(answer, None, attempts, started) once `send()` succeeds (the answer cached first), or (None, ProviderError, attempts, started)."
+        started = time.time()
         for attempt in range(1, self.retries + 2):
             await pacer.wait()
-            try:
-                c = await providers.complete(model, list(call.messages), timeout=timeout, stream=self.stream)
+            try: answer = await send()
             except providers.ProviderError as e:
                 if not e.retryable or attempt > self.retries:
-                    message = scrub(str(e), secret_values(model._secrets))
-                    return _row(call, None, error=message, error_type=e.error_type, attempts=attempt, started_at=started)
+                    return None, providers.ProviderError(e.error_type, scrub(str(e), secret_values(model._secrets))), attempt, started
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s, retry_after=e.retry_after))
                 continue
-            answer = {"output": c.output, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                      "cost_usd": c.cost_usd, "latency_s": c.latency_s, "ttft_s": c.ttft_s, "attempts": attempt, "started_at": started}
-            if self.cache is not None: self.cache.put(call.key, answer)
-            return _row(call, answer, attempts=attempt, started_at=started)
+            answer.update(attempts=attempt, started_at=started)
+            if self.cache is not None: self.cache.put(key, answer)
+            return answer, None, attempt, started
 
+    def _timeout(self, model: Model) -> float: return float(model.params.get("timeout", self.timeout_s))
+
+    async def _complete(self, model: Model, messages: Sequence[dict]) -> dict:
+        c = await providers.complete(model, list(messages), timeout=self._timeout(model), stream=self.stream)
+        return {"output": c.output, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                "cost_usd": c.cost_usd, "latency_s": c.latency_s, "ttft_s": c.ttft_s}
+
+    async def _embed(self, model: Model, texts: list[str]) -> dict:
+        e = await providers.embed(model, texts, timeout=self._timeout(model))
+        return {"vectors": e.vectors, "prompt_tokens": e.prompt_tokens, "cost_usd": e.cost_usd, "latency_s": e.latency_s}
+
+# %% ../nbs/03_runner.ipynb #4c9a3132
 def run_sync(make_coroutine: Callable[[], Awaitable]):
     "Run the coroutine `make_coroutine()` makes to completion from sync code, also inside a running event loop (Jupyter)."
     try: asyncio.get_running_loop()
