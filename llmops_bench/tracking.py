@@ -21,9 +21,9 @@ from pathlib import Path
 from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_settings
 
 # %% auto #0
-__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'tracking_uri', 'is_embedded', 'mlflow_client', 'experiment_id', 'results_digest',
-           'git_commit', 'global_tracking_uri', 'log_traces', 'log_evaluation', 'list_runs', 'read_evaluation',
-           'register_prompt', 'load_prompt']
+__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'tracking_uri', 'is_embedded', 'mlflow_client', 'experiment_id', 'job_run_id',
+           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'log_evaluation', 'list_runs',
+           'read_evaluation', 'register_prompt', 'load_prompt']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -62,6 +62,11 @@ def experiment_id(client, name: str, settings: Settings | None = None) -> str:
 # %% ../nbs/07_tracking.ipynb #8473904c
 KIND_TAG = "llmops_bench.kind"
 JOB_RUN_ENV = "LLMOPS_BENCH_JOB_RUN_ID"   # the MLflow run of the job (papermill notebook) an evaluation runs inside
+
+def job_run_id() -> str | None:
+    "The MLflow run of the job this process runs inside (a papermill kernel started by `lb.jobs`), else None."
+    return os.environ.get(JOB_RUN_ENV) or None
+
 _PARAM_MAX = 6000   # MLflow's limit on a param value
 
 def _param(value) -> str:
@@ -110,11 +115,10 @@ def _dataset_input(results, spec: dict):
                                           digest=str(ds.get("digest") or "")[:36] or None)
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "evaluation")])
 
-def _existing_run(client, exp: str, digest: str) -> str | None:
-    "A finished evaluation run of these exact results; stale runs of them (cut off half way) are deleted."
-    job = os.environ.get(JOB_RUN_ENV)
+def _existing_run(client, exp: str, digest: str, parent_run_id: str | None) -> str | None:
+    "A finished evaluation run of these exact results under `parent_run_id`; stale runs of them (cut off half way) are deleted."
     runs = [r for r in client.search_runs([exp], f"tags.`llmops_bench.results_digest` = '{digest}'")
-            if r.data.tags.get("mlflow.parentRunId") == job]   # a re-run job logs its own copy under its own run
+            if r.data.tags.get("mlflow.parentRunId") == parent_run_id]   # a re-run job logs its own copy under its own run
     finished = [r.info.run_id for r in runs if r.info.status == "FINISHED"]
     for r in runs:
         if r.info.status != "FINISHED" and not finished:
@@ -163,19 +167,18 @@ def _write_traces(client, experiment_id, run_id, rows, SpanStatusCode) -> None:
 def _int_or_none(v): return None if v is None or v != v or str(v) == "<NA>" else int(v)
 
 def log_evaluation(results, spec: dict, summary, experiment: str | None = None, settings: Settings | None = None,
-                   figures: dict | None = None, trace: bool = False) -> str:
+                   figures: dict | None = None, trace: bool = False, parent_run_id: str | None = None) -> str:
     "Log an evaluation as a parent run with one child per variant (once: the same results logged again return the same run)."
     settings = settings or load_settings()
     client = mlflow_client(settings)
     exp = experiment_id(client, experiment or settings.experiment, settings)
     digest = results_digest(results)
-    if (existing := _existing_run(client, exp, digest)): return existing
+    if (existing := _existing_run(client, exp, digest, parent_run_id)): return existing
     ds = spec.get("dataset", {})
-    job = os.environ.get(JOB_RUN_ENV)   # set by a job for the notebook it runs: the evaluation becomes a child of the job's run
     parent = client.create_run(exp, run_name=f"eval {Path(str(ds.get('source', ''))).name}".strip()[:200],
                                tags={KIND_TAG: "evaluation", "llmops_bench.results_digest": digest,
                                      "llmops_bench.dataset_digest": str(ds.get("digest", "")),
-                                     **({"mlflow.parentRunId": job} if job else {})}).info.run_id
+                                     **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}).info.run_id
     try:
         dataset_input = _dataset_input(results, spec)
         sent = ~results.cached & results.error.isna()
