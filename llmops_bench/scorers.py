@@ -7,7 +7,6 @@ Docs: https://llmops-bench.github.io/llmops-bench/scorers.html.md"""
 # %% ../nbs/04_scorers.ipynb #3f9cb31f
 from __future__ import annotations
 
-import asyncio
 import difflib
 import json
 import math
@@ -18,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, content_hash
-from .governance import check_model_policy
 from . import providers
-from .runner import Runner, backoff_delay, plan, run_sync
+from .runner import Runner, plan
 
 # %% auto #0
 __all__ = ['REFUSAL_PATTERNS', 'PII_KINDS', 'GROUNDEDNESS_RUBRIC', 'EXPECTED_COLUMNS', 'Score', 'as_score', 'Scorer', 'scorer',
@@ -107,12 +105,19 @@ def _is_mlflow_scorer(obj) -> bool:
     base = sys.modules.get("mlflow.genai.scorers.base")   # loaded whenever such an object exists; never import mlflow just to check
     return base is not None and isinstance(obj, base.Scorer)
 
+def _from_code(text: str) -> Scorer:
+    try: return eval(text, {"__builtins__": {}}, {n: v for n, v in globals().items() if not n.startswith("_")})   # the user's own code
+    except Exception as e:
+        raise LlmopsBenchError(f"Scorer {text!r} could not be built: {type(e).__name__}: {e}. Write it as a call of "
+                               f"llmops_bench.scorers, e.g. 'exact_match()'.") from None
+
 def as_scorers(scorers) -> list[Scorer]:
-    "A checked list of `Scorer`s from one scorer or a list of them, plain functions of `(output, case)`, or `mlflow.genai` scorers."
-    one = scorers is not None and (callable(scorers) or _is_mlflow_scorer(scorers))
+    "Checked `Scorer`s from scorers, functions of `(output, case)`, `mlflow.genai` scorers or code text such as `'exact_match()'`."
+    one = scorers is not None and (callable(scorers) or _is_mlflow_scorer(scorers) or isinstance(scorers, str))
     items = [] if scorers is None else [scorers] if one else list(scorers)
     checked = []
     for s in items:
+        if isinstance(s, str): s = _from_code(s)
         if isinstance(s, Scorer): checked.append(s)
         elif _is_mlflow_scorer(s): checked.append(from_mlflow(s))
         elif callable(s): checked.append(Scorer(s))
@@ -304,7 +309,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0
 
 class SemanticSimilarity(Scorer):
-    "Cosine similarity of embeddings of the output and a reference, embedded in batches through litellm."
+    "Cosine similarity of embeddings of the output and a reference, embedded in batches through the runner."
     uses_models, batch_size = True, 256
 
     def __init__(self, *, column: str | None = None, value: str | None = None, model: str | Model = "bench/embed",
@@ -325,7 +330,7 @@ class SemanticSimilarity(Scorer):
             except Exception as e: out[i] = e
         if not pairs: return out
         texts = list(dict.fromkeys(t for pair in pairs.values() for t in pair))
-        try: vectors, cost = run_sync(lambda: self._embed(texts, runner))
+        try: vectors, cost = runner.embed(self.model, texts, self.batch_size)
         except Exception as e: return [e if o is None else o for o in out]
         for n, (i, (a, b)) in enumerate(pairs.items()):
             cos = cosine(vectors[a], vectors[b])
@@ -333,19 +338,6 @@ class SemanticSimilarity(Scorer):
             out[i] = Score({self.name: float(value)}, why, cost if n == 0 else 0.0)   # the batch's cost, counted once
         return out
 
-    async def _embed(self, texts: list[str], runner: Runner) -> tuple[dict[str, list[float]], float | None]:
-        check_model_policy(self.model.id, runner.allow_models, runner.deny_models)
-        vectors, cost = {}, 0.0
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start:start + self.batch_size]
-            for attempt in range(1, runner.retries + 2):
-                try: e = await providers.embed(self.model, chunk, timeout=runner.timeout_s); break
-                except providers.ProviderError as err:
-                    if not err.retryable or attempt > runner.retries: raise
-                    await asyncio.sleep(backoff_delay(attempt, runner.backoff_s, retry_after=err.retry_after))
-            vectors.update(zip(chunk, e.vectors))
-            cost = None if cost is None or e.cost_usd is None else cost + e.cost_usd
-        return vectors, cost
 
 def semantic_similarity(*, column: str | None = None, value: str | None = None, model: str | Model = "bench/embed",
                         threshold: float | None = None, name: str = "semantic_similarity", **settings) -> SemanticSimilarity:
