@@ -21,8 +21,9 @@ Endpoints:
   prose with no verdict at all for ``nonsense*``. Faults and counters apply as to any chat request.
 - ``POST /v1/embeddings``: deterministic unit-length hashed bag-of-words vectors (``EMBED_DIM``
   floats, or base64 float32 when ``encoding_format`` is ``"base64"``, as the openai SDK asks), usage
-  counted in words. Not fault-injected, and not counted in ``/stats`` (whose counters are chat
-  requests), so the chat fault sequence is the same with or without embedding calls.
+  counted in words. Faults only with ``embed_rate_500`` (500s drawn from an RNG of their own), and
+  counted apart in ``/stats`` (``embeddings``, ``embedding_faults``), so the chat fault sequence is the
+  same with or without embedding calls.
 - ``POST /config``: fault injection, see :class:`FaultConfig`. Unknown keys or bad values are
   a 400 that names the known keys.
 - ``GET /stats``: counters, see :meth:`FakeOpenAI.stats`.
@@ -95,6 +96,7 @@ class FaultConfig:
     rate_malformed: float = 0.0
     hang_s: float = 30.0  # long enough that any sane client timeout fires first
     retry_after: float = 1.0  # seconds advertised by a 429
+    embed_rate_500: float = 0.0  # share of embedding requests answered 500 (drawn from a second RNG: the chat faults stay as they were)
     seed: int = 0
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
@@ -180,6 +182,7 @@ class FakeOpenAI:
     def __init__(self, config: FaultConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
+        self.embed_rng = random.Random(config.seed)
         self.inflight = 0  # survives resets: requests in flight are still in flight
         self._clear_counters()
 
@@ -189,17 +192,23 @@ class FakeOpenAI:
         self.faults = dict.fromkeys(FAULTS, 0)
         self.max_inflight = self.inflight
         self.repeats = 0
+        self.arrivals: list[float] = []  # time.time() of each chat request's arrival (the last 10,000): pacing is read from these
+        self.embeddings = 0
+        self.embedding_faults = 0
         # digests, not bodies: bounded memory per request, and no request content kept around
         self.seen: set[bytes] = set()
 
     def _apply(self, changes: dict[str, Any]) -> None:
         self.config = self.config.updated(changes)
         self.rng.seed(self.config.seed)
+        self.embed_rng.seed(self.config.seed)
 
     def stats(self) -> dict[str, Any]:
         """``requests``: chat requests received (control endpoints excluded); ``completed``: normal
         answers sent; ``faults``: injected faults by kind; ``repeats``: requests whose model +
-        messages had been seen before since the last reset; ``unique``: distinct such bodies."""
+        messages had been seen before since the last reset; ``unique``: distinct such bodies;
+        ``arrivals``: each chat request's arrival time (epoch seconds); ``embeddings``: embedding
+        requests received, ``embedding_faults``: those answered 500."""
         return {
             "requests": self.requests,
             "completed": self.completed,
@@ -208,6 +217,9 @@ class FakeOpenAI:
             "inflight": self.inflight,
             "repeats": self.repeats,
             "unique": len(self.seen),
+            "arrivals": list(self.arrivals),
+            "embeddings": self.embeddings,
+            "embedding_faults": self.embedding_faults,
         }
 
     # --- control endpoints -------------------------------------------------------------
@@ -243,6 +255,7 @@ class FakeOpenAI:
 
     async def handle_chat(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.arrivals = self.arrivals[-9999:] + [time.time()]
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
         try:
@@ -395,8 +408,12 @@ class FakeOpenAI:
                 raise ValueError("'input' must be a string or a non-empty list of strings")
         except ValueError as exc:
             return _error(400, f"Invalid request: {exc}", "invalid_request_error", None)
+        self.embeddings += 1
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
+        if self.embed_rng.random() < self.config.embed_rate_500:
+            self.embedding_faults += 1
+            return _error(500, "The server had an error while processing your request.", "server_error", None)
         as_base64 = body.get("encoding_format") == "base64"
         data = []
         for i, text in enumerate(texts):

@@ -160,7 +160,8 @@ def test_stats_count_requests_and_repeats(litellm: ModuleType, fake_server: Fake
 
     fake_server.reset()
     assert fake_server.stats() == {"requests": 0, "completed": 0, "faults": {"429": 0, "500": 0, "hang": 0, "malformed": 0},
-                                   "max_inflight": 0, "inflight": 0, "repeats": 0, "unique": 0}
+                                   "max_inflight": 0, "inflight": 0, "repeats": 0, "unique": 0, "arrivals": [],
+                                   "embeddings": 0, "embedding_faults": 0}
 
 
 def test_fault_draws_are_seeded(fake_server: FakeOpenAIServer) -> None:
@@ -193,3 +194,20 @@ def test_a_server_that_cannot_listen_fails_clearly() -> None:
         server = FakeOpenAIServer(port=taken.getsockname()[1])
         with pytest.raises(RuntimeError, match=r"exited with code 1 before listening(?s:.*)address already in use"):
             server.start()
+
+
+def test_embedding_faults_are_seeded_and_counted_apart(fake_server: FakeOpenAIServer) -> None:
+    import json, urllib.error, urllib.request
+    fake_server.reset(embed_rate_500=0.5)
+    def status() -> int:
+        req = urllib.request.Request(fake_server.base_url + "/embeddings", json.dumps({"model": "e", "input": ["a b"]}).encode(),
+                                     {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req) as r: return r.status
+        except urllib.error.HTTPError as e: return e.code
+    first = [status() for _ in range(12)]
+    assert {200, 500} == set(first)
+    stats = fake_server.stats()
+    assert (stats["embeddings"], stats["embedding_faults"], stats["requests"]) == (12, first.count(500), 0)
+    fake_server.reset(embed_rate_500=0.5)
+    assert [status() for _ in range(12)] == first
