@@ -5,11 +5,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Prompt": "core", "Model": "core", "Dataset": "core", "Case": "core", "Settings": "core", "load_settings": "core",
     "LlmopsBenchError": "core", "ConfigError": "core", "TemplateError": "core", "DatasetError": "core", "ModelError": "core",
-    "PolicyError": "core",
-    "Runner": "runner", "ResponseCache": "runner", "plan": "runner",
+    "PolicyError": "core", "GateFailed": "core",
+    "Runner": "runner", "ResponseCache": "runner", "plan": "runner", "plan_variants": "runner", "Variant": "runner",
     "Scorer": "scorers", "scorer": "scorers",
     "summarize": "stats",
-    "evaluate": "evaluation", "Results": "evaluation", "log": "evaluation", "load": "evaluation", "runs": "evaluation",
+    "evaluate": "evaluation", "Results": "evaluation", "log_results": "evaluation", "log": "evaluation", "load": "evaluation",
+    "runs": "evaluation", "variants_from_spec": "evaluation",
     "register_prompt": "tracking", "load_prompt": "tracking",
     "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
 }

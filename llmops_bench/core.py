@@ -250,6 +250,16 @@ class Dataset:
         import pandas as pd
         return pd.DataFrame([{"id": c.id, **c.inputs} for c in self.cases])
 
+    def subset(self, case_ids: Iterable[str]) -> Dataset:
+        "The cases with ids `case_ids`, in the dataset's order (its digest is the subset's); an unknown id is an error."
+        wanted = [str(i) for i in ([case_ids] if isinstance(case_ids, str) else case_ids)]
+        known = {c.id for c in self.cases}
+        if missing := [i for i in wanted if i not in known]:
+            raise DatasetError(f"No case {missing[0]!r} in {self.source}; its case ids are: {', '.join(c.id for c in self.cases[:10])}"
+                               f"{' …' if len(self.cases) > 10 else ''}.")
+        keep = set(wanted)
+        return Dataset([{self.id_column: c.id, **c.inputs} for c in self.cases if c.id in keep], self.source, self.id_column)
+
     def __len__(self) -> int: return len(self.cases)
     def __iter__(self) -> Iterator[Case]: return iter(self.cases)
     def __repr__(self) -> str: return f"Dataset({len(self)} cases, columns={self.columns}, source={self.source!r}, digest={self.digest!r})"

@@ -12,23 +12,26 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+import threading
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
-from .runner import Call, ResponseCache, Runner, plan
+from .runner import Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
 from .scorers import apply_scorers, as_scorers
 from .stats import summarize
 from . import stats
 from . import tracking
 
 # %% auto #0
-__all__ = ['Results', 'open_cache', 'evaluation_spec', 'evaluate', 'log', 'load', 'runs']
+__all__ = ['Results', 'open_cache', 'evaluation_spec', 'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
     "An evaluation's results table (one row per call), the spec that produced it, and its summary."
     def __init__(self, results, spec: dict | None = None, run_id: str | None = None):
         self.results, self.spec, self.run_id = results, spec or {}, run_id
+        self.unlogged: Path | None = None     # where the results wait when MLflow could not take them ...
+        self.log_error: str | None = None     # ... and why
 
     def summary(self):
         "One row per variant: n, error rate, score means, latency p50/p95, tokens, cost spent and saved."
@@ -94,18 +97,29 @@ def open_cache(cache: bool | str | Path | None, settings: Settings) -> ResponseC
     path = settings.path(settings.cache_dir)/"responses.sqlite" if cache in (None, True) else Path(cache)
     return ResponseCache(path, settings.cache_max_mb)
 
-def evaluation_spec(calls: list[Call], dataset: Dataset, scorers: list, runner: Runner, repeats: int = 1) -> dict:
-    "What an evaluation ran, as plain data: prompts, models (no credentials), dataset lineage, scorers, engine settings, versions."
+# %% ../nbs/08_evaluation.ipynb #9145a310
+def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, runner: Runner, repeats: int = 1, *,
+                    experiment: str | None = None, scorer_code: Sequence[str] = ()) -> dict:
+    "What an evaluation ran, as plain data: variants, prompts, models (no credentials), dataset lineage, scorers, engine, versions."
     variants = list(dict.fromkeys(c.variant for c in calls))
-    return {"prompts": [{"name": p.name, "version": p.version, "hash": p.hash, "template": p.template, "uri": p.uri}
-                        for p in dict.fromkeys(v.prompt for v in variants)],
-            "models": [{"id": m.id, "label": m.label, "params": m.params, "concurrency": m.concurrency, "rpm": m.rpm}
-                       for m in dict.fromkeys(v.model for v in variants)],
+    return {"experiment": experiment,
+            "variants": [{"prompt": _prompt_spec(v.prompt), "model": _model_spec(v.model)} for v in variants],
+            "prompts": [{**_prompt_spec(p), "hash": p.hash} for p in dict.fromkeys(v.prompt for v in variants)],
+            "models": [{**_model_spec(m), "concurrency": m.concurrency, "rpm": m.rpm} for m in dict.fromkeys(v.model for v in variants)],
             "dataset": {"source": dataset.source, "digest": dataset.digest, "size": len(dataset), "columns": dataset.columns},
-            "scorers": [s.name for s in scorers], "repeats": repeats,
+            "scorers": [s.name for s in scorers], "scorer_code": list(scorer_code), "repeats": repeats,
             "engine": {"concurrency": runner.concurrency, "model_concurrency": runner.model_concurrency, "retries": runner.retries,
                        "timeout_s": runner.timeout_s, "rpm": runner.rpm, "stream": runner.stream, "cache": runner.cache is not None},
             "versions": _versions()}
+    return spec
+
+def _prompt_spec(p: Prompt) -> dict: return {"name": p.name, "version": p.version, "template": p.template, "uri": p.uri}
+def _model_spec(m: Model) -> dict: return {"id": m.id, "label": m.label, "params": m.params}
+
+def variants_from_spec(variants: Sequence[Mapping]) -> list[Variant]:
+    "The variants of a spec's `variants` list (e.g. a saved job's parameter); credentials come from the environment."
+    return [Variant(Prompt(v["prompt"]["name"], v["prompt"]["template"], v["prompt"].get("version"), v["prompt"].get("uri")),
+                    Model(v["model"]["id"], v["model"].get("label"), **v["model"].get("params", {}))) for v in variants]
 
 def _versions() -> dict[str, str]:
     out = {}
@@ -114,37 +128,63 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError: pass
     return out
 
-def evaluate(prompts: Prompt | Iterable[Prompt], models: Model | str | Iterable[Model | str], data, scorers=None, *,
+# %% ../nbs/08_evaluation.ipynb #548eb354
+def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | str | Iterable[Model | str] | None = None, data=None,
+             scorers=None, *, variants: Iterable[Variant | tuple[Prompt, Model | str]] | None = None, cases: Iterable[str] | None = None,
              repeats: int = 1, concurrency: int | None = None, model_concurrency: int | None = None, retries: int | None = None,
              timeout_s: float | None = None, rpm: float | None = None, backoff_s: float = 0.5, cache: bool | str | Path | None = None,
-             stream: bool = False, progress: bool = True, experiment: str | None = None, log: bool = True, trace: bool = False,
+             stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None, stop: threading.Event | None = None,
+             experiment: str | None = None, log: bool = True, trace: bool = False, parent_run_id: str | None = None,
              settings: Settings | None = None) -> Results:
-    "Run every prompt × model × case × repeat, score the outputs, log to MLflow unless `log=False`, and return `Results`."
+    "Run prompts × models (or explicit `variants`) on the cases, score the outputs, log to MLflow unless `log=False`; the `Results`."
     settings = settings or load_settings()
-    dataset = Dataset.coerce(data)
-    scorers = as_scorers(scorers)
-    calls = plan(prompts, models, dataset, repeats)   # raises on bad templates before any call
+    if data is None: raise LlmopsBenchError("evaluate needs data: a Dataset, a DataFrame, a list of dicts or a csv/jsonl/json/parquet path.")
+    dataset = Dataset.coerce(data) if cases is None else Dataset.coerce(data).subset(cases)
+    scorer_list = as_scorers(scorers)
+    calls = _plan(prompts, models, variants, dataset, repeats)   # bad templates and models fail here, before any call
     store = open_cache(cache, settings)
     runner = Runner.from_settings(settings, concurrency=concurrency or None, model_concurrency=model_concurrency or None, retries=retries,
                                   timeout_s=timeout_s or None, rpm=rpm or None, backoff_s=backoff_s, cache=store, stream=stream,
                                   progress=progress)
     try:
-        table = runner.run(calls)
-        # scorers get the runner: an LLM judge's calls share the cache, retries and concurrency of the evaluation
-        scored = apply_scorers(table, [c.case.inputs for c in calls], scorers, runner=runner)
+        rows = run_sync(lambda: runner.arun(calls, on_row, stop))
+        done = [i for i, r in enumerate(rows) if r is not None]
+        # scorers get the runner: an LLM judge's calls share the cache, retries, limits and policy of the evaluation
+        table = apply_scorers(results_frame([rows[i] for i in done]), [calls[i].case.inputs for i in done], scorer_list, runner=runner)
     finally:
         if store is not None: store.trim(); store.close()
-    spec = evaluation_spec(calls, dataset, scorers, runner, repeats)
-    results = Results(scored, spec)
-    if log: _log_or_keep(results, experiment, settings, trace)
+    spec = evaluation_spec(calls, dataset, scorer_list, runner, repeats, experiment=tracking.experiment_name(experiment, settings),
+                           scorer_code=[s for s in _listed(scorers) if isinstance(s, str)])
+    if cases is not None: spec["dataset"]["case_ids"] = [c.id for c in dataset]
+    if len(done) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(done)}
+    results = Results(table, spec)
+    if log and len(table): _log_or_keep(results, settings, trace, parent_run_id or tracking.job_run_id())
     return results
 
-def log(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False) -> str:
+def _plan(prompts, models, variants, dataset: Dataset, repeats: int) -> list[Call]:
+    if variants is None: return plan(prompts, models, dataset, repeats)
+    if prompts is not None or models is not None:
+        raise LlmopsBenchError("Give prompts and models (every prompt with every model) or variants (explicit pairs), not both.")
+    return plan_variants(variants, dataset, repeats)
+
+def _listed(scorers) -> list:
+    return [] if scorers is None else [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers)
+
+# %% ../nbs/08_evaluation.ipynb #fb89f704
+def log_results(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False,
+                parent_run_id: str | None = None) -> str:
     "Log `results` to MLflow as a parent run with one child per variant (once: logging them again returns the same run); the run id."
     settings = settings or load_settings()
+    experiment = tracking.experiment_name(experiment or results.spec.get("experiment"), settings)
     results.run_id = tracking.log_evaluation(results.results, results.spec, results.summary(), experiment, settings,
-                                             figures=results.figures(), trace=trace)
+                                             figures=results.figures(), trace=trace, parent_run_id=parent_run_id)
     return results.run_id
+
+def log(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False) -> str:
+    "Deprecated name of `log_results` (removed in the next release)."
+    warnings.warn("lb.log is renamed lb.log_results (evaluate's `log=` argument shadowed it); the old name goes in the next release.",
+                  DeprecationWarning, stacklevel=2)
+    return log_results(results, experiment, settings, trace)
 
 def load(run_id: str, settings: Settings | None = None) -> Results:
     "The `Results` of evaluation run `run_id` as they were logged: the exact results table, the spec and the summary."
@@ -155,11 +195,13 @@ def runs(experiment: str | None = None, settings: Settings | None = None):
     "A table of the evaluations and variant runs logged to `experiment` (default: settings' experiment), newest first."
     return tracking.list_runs(experiment, settings)
 
-def _log_or_keep(results: Results, experiment: str | None, settings: Settings, trace: bool) -> None:
-    try: log(results, experiment, settings, trace)
+def _log_or_keep(results: Results, settings: Settings, trace: bool, parent_run_id: str | None) -> None:
+    try: log_results(results, None, settings, trace, parent_run_id)
     except Exception as e:
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{tracking.results_digest(results.results)[:8]}"   # two failures a second apart never share a folder
-        folder = results.save(settings.path(settings.cache_dir)/"unlogged"/stamp)
-        warnings.warn(f"The evaluation ran but could not be logged to MLflow at {tracking.tracking_uri(settings)} "
-                      f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Nothing is lost: the results are saved in {folder}. "
-                      f"Log them later with `lb.log(lb.Results.load({str(folder)!r}))`.", stacklevel=3)
+        results.unlogged = results.save(settings.path(settings.cache_dir)/"unlogged"/stamp)
+        results.log_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        warnings.warn(f"The evaluation ran but could not be logged to MLflow at {tracking.tracking_uri(settings)} ({results.log_error}). "
+                      f"Nothing is lost: the results are saved in {results.unlogged}. Log them later with "
+                      f"`llmops-bench runs push {results.unlogged}` or `lb.log_results(lb.Results.load({str(results.unlogged)!r}))`.",
+                      stacklevel=3)

@@ -56,7 +56,7 @@ class Call:
         "The call with its cache key."
         return cls(variant, case, repeat, tuple(messages), call_key(variant.model, messages, repeat))
 
-# %% ../nbs/03_runner.ipynb #cafd7800
+# %% ../nbs/03_runner.ipynb #16aa140e
 def plan_variants(variants: Iterable[Variant | tuple[Prompt, Model | str]], data, repeats: int = 1) -> list[Call]:
     "Every call of explicit (prompt, model) `variants` × cases × repeats, rendered and keyed; raises before sending on bad input."
     variants = [v if isinstance(v, Variant) else Variant(v[0], Model(v[1]) if isinstance(v[1], str) else v[1]) for v in variants]
@@ -72,7 +72,7 @@ def plan_variants(variants: Iterable[Variant | tuple[Prompt, Model | str]], data
         if v.prompt not in rendered: rendered[v.prompt] = [(case, v.prompt.render(case.inputs)) for case in dataset]
     return [Call.of(v, case, r, messages) for v in variants for case, messages in rendered[v.prompt] for r in range(repeats)]
 
-# %% ../nbs/03_runner.ipynb #25a401b9
+# %% ../nbs/03_runner.ipynb #ee2e081f
 def _as_list(x, kind) -> list:
     return [x] if isinstance(x, kind) else list(x)
 
@@ -163,7 +163,7 @@ def _row(call: Call, answer: dict | None, *, error: str | None = None, error_typ
 def results_frame(rows: list[dict]):
     "The tidy results table: one row per call, with stable dtypes."
     import pandas as pd
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS)   # a run stopped before any answer is an empty table
     inputs = [c for c in df.columns if c.startswith("input.")]
     df = df[[*RESULT_COLUMNS[:8], *inputs, *RESULT_COLUMNS[8:]]]
     for col in ("latency_s", "ttft_s", "cost_usd"): df[col] = df[col].astype("float64")
@@ -172,7 +172,7 @@ def results_frame(rows: list[dict]):
     df["started_at"] = pd.to_datetime(df["started_at"], unit="s", utc=True)
     return df
 
-# %% ../nbs/03_runner.ipynb #51aa7939
+# %% ../nbs/03_runner.ipynb #b5df645b
 class _Limits:
     "One run's bounds: calls in flight overall and per model, and each model's pace."
     def __init__(self, concurrency: int, model_concurrency: int | None, rpm: float | None, models: Iterable[Model]):
@@ -316,7 +316,7 @@ class Runner:
         e = await providers.embed(model, texts, timeout=self._timeout(model))
         return {"vectors": e.vectors, "prompt_tokens": e.prompt_tokens, "cost_usd": e.cost_usd, "latency_s": e.latency_s}
 
-# %% ../nbs/03_runner.ipynb #4c9a3132
+# %% ../nbs/03_runner.ipynb #e919575f
 def run_sync(make_coroutine: Callable[[], Awaitable]):
     "Run the coroutine `make_coroutine()` makes to completion from sync code, also inside a running event loop (Jupyter)."
     try: asyncio.get_running_loop()
