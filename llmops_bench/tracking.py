@@ -8,22 +8,31 @@ Docs: https://llmops-bench.github.io/llmops-bench/tracking.html.md"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import getpass
 import hashlib
 import json
 import math
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_settings
 
 # %% auto #0
-__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'tracking_uri', 'is_embedded', 'mlflow_client', 'experiment_id', 'job_run_id',
+__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'tracking_uri', 'is_embedded',
+           'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment',
            'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'log_evaluation', 'list_runs',
-           'read_evaluation', 'register_prompt', 'load_prompt']
+           'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs',
+           'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt',
+           'load_prompt']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -37,10 +46,12 @@ def tracking_uri(settings: Settings | None = None) -> str:
     if settings.tracking_uri: return settings.tracking_uri
     return f"sqlite:///{(settings.root/'mlflow'/'mlflow.db').resolve().as_posix()}"   # 4 slashes: sqlite:/// + /abs/path
 
+# %% ../nbs/07_tracking.ipynb #4bd42427
 def is_embedded(uri: str) -> bool:
     "Whether `uri` is a local sqlite store (artifacts then live on this disk, under mlflow/artifacts/)."
     return uri.startswith("sqlite:")
 
+# %% ../nbs/07_tracking.ipynb #fd9b9dd8
 def mlflow_client(settings: Settings | None = None):
     "An `MlflowClient` on the workbench's tracking URI (creates the embedded store's folder if needed)."
     for k, v in _MLFLOW_DEFAULTS.items(): os.environ.setdefault(k, v)
@@ -51,6 +62,12 @@ def mlflow_client(settings: Settings | None = None):
     from mlflow import MlflowClient
     return MlflowClient(tracking_uri=uri)
 
+# %% ../nbs/07_tracking.ipynb #772be7df
+def experiment_name(experiment: str | None, settings: Settings | None = None) -> str:
+    "The experiment to use: `experiment` when given, else the settings' `experiment`."
+    return experiment or (settings or load_settings()).experiment
+
+# %% ../nbs/07_tracking.ipynb #bc77364e
 def experiment_id(client, name: str, settings: Settings | None = None) -> str:
     "The id of experiment `name`, created if missing (on the embedded store with artifacts under mlflow/artifacts/<name>)."
     found = client.get_experiment_by_name(name)
@@ -58,6 +75,12 @@ def experiment_id(client, name: str, settings: Settings | None = None) -> str:
     settings = settings or load_settings()
     location = (settings.root/"mlflow"/"artifacts"/name).resolve().as_uri() if is_embedded(client.tracking_uri) else None
     return client.create_experiment(name, artifact_location=location)
+
+# %% ../nbs/07_tracking.ipynb #917d5cf4
+def ensure_experiment(experiment: str | None = None, settings: Settings | None = None) -> str:
+    "The id of `experiment` (else the settings' experiment), created now if missing."
+    settings = settings or load_settings()
+    return experiment_id(mlflow_client(settings), experiment_name(experiment, settings), settings)
 
 # %% ../nbs/07_tracking.ipynb #8473904c
 KIND_TAG = "llmops_bench.kind"
@@ -67,30 +90,35 @@ def job_run_id() -> str | None:
     "The MLflow run of the job this process runs inside (a papermill kernel started by `lb.jobs`), else None."
     return os.environ.get(JOB_RUN_ENV) or None
 
+# %% ../nbs/07_tracking.ipynb #4540d4e9
+def job_environment(run_id: str, settings: Settings | None = None) -> dict[str, str]:
+    "What a job puts in its kernel's environment: its run id (read there by `job_run_id`) and the tracking URI."
+    # the URI is always explicit: MLflow's own default is a sqlite file in the kernel's cwd (the notebook's folder), and parts of
+    # MLflow (prompt links) use the global URI whatever client the workbench passes them
+    return {JOB_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking_uri(settings)}
+
+# %% ../nbs/07_tracking.ipynb #d9f4f30f
 _PARAM_MAX = 6000   # MLflow's limit on a param value
+_TAG_MAX = 5000     # a tag (an error message, say) is cut well within MLflow's limit
 
 def _param(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= _PARAM_MAX else text[:_PARAM_MAX - 1] + "…"
 
-def _metrics(row) -> dict[str, float]:
-    names = ["n", "n_cases", "error_rate", "pass_rate", "latency_p50_s", "latency_p95_s", "tokens", "cost_usd", "judge_cost_usd",
-             "saved_usd", "cached"]
-    names += [c for c in row.index if c.startswith("score.")]
-    return {("cache_hit_rate" if k == "cached" else k): float(row[k]) for k in names
-            if k in row.index and row[k] is not None and not (isinstance(row[k], float) and math.isnan(row[k]))}
-
-def _log(client, run_id: str, params: dict | None = None, metrics: dict | None = None) -> None:
-    from mlflow.entities import Metric, Param
+def _log(client, run_id: str, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None) -> None:
+    from mlflow.entities import Metric, Param, RunTag
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()],
-                     params=[Param(k, _param(v)) for k, v in (params or {}).items()], synchronous=True)
+                     params=[Param(k, _param(v)) for k, v in (params or {}).items()],
+                     tags=[RunTag(k, str(v)[:_TAG_MAX]) for k, v in (tags or {}).items()], synchronous=True)
 
+# %% ../nbs/07_tracking.ipynb #add00c1c
 def results_digest(results) -> str:
     "A digest of a results table's content: the same results always give the same digest."
     import pandas as pd
     return hashlib.sha256(pd.util.hash_pandas_object(results.astype(str), index=False).values.tobytes()).hexdigest()[:32]
 
+# %% ../nbs/07_tracking.ipynb #8830530a
 def git_commit(root: Path) -> str | None:
     "The commit checked out at `root`, when it is a git repository (with a `+dirty` mark for uncommitted changes)."
     try:
@@ -100,6 +128,15 @@ def git_commit(root: Path) -> str | None:
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError): return None
 
+# %% ../nbs/07_tracking.ipynb #57429b5e
+def _metrics(row) -> dict[str, float]:
+    names = ["n", "n_cases", "error_rate", "pass_rate", "latency_p50_s", "latency_p95_s", "tokens", "cost_usd", "judge_cost_usd",
+             "saved_usd", "cached"]
+    names += [c for c in row.index if c.startswith("score.")]
+    return {("cache_hit_rate" if k == "cached" else k): float(row[k]) for k in names
+            if k in row.index and row[k] is not None and not (isinstance(row[k], float) and math.isnan(row[k]))}
+
+# %% ../nbs/07_tracking.ipynb #addf26fe
 def _dataset_input(results, spec: dict):
     "The evaluation's cases as an MLflow dataset input, rebuilt from the results table so a re-logged run carries it too."
     import mlflow.data
@@ -115,6 +152,7 @@ def _dataset_input(results, spec: dict):
                                           digest=str(ds.get("digest") or "")[:36] or None)
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "evaluation")])
 
+# %% ../nbs/07_tracking.ipynb #3cd9ef27
 def _existing_run(client, exp: str, digest: str, parent_run_id: str | None) -> str | None:
     "A finished evaluation run of these exact results under `parent_run_id`; stale runs of them (cut off half way) are deleted."
     runs = [r for r in client.search_runs([exp], f"tags.`llmops_bench.results_digest` = '{digest}'")
@@ -126,17 +164,17 @@ def _existing_run(client, exp: str, digest: str, parent_run_id: str | None) -> s
             client.delete_run(r.info.run_id)
     return finished[0] if finished else None
 
+# %% ../nbs/07_tracking.ipynb #b0ca19c2
 @contextlib.contextmanager
 def global_tracking_uri(uri: str):
     "Point MLflow's *global* tracking URI at `uri` for the duration, then restore exactly what the user had."
-    # Some MLflow paths ignore the client they are called on and use the global store: trace export, and the run lookup inside
-    # link_prompt_version_to_run. set_tracking_uri also writes MLFLOW_TRACKING_URI into the environment, hence the careful restore.
     import mlflow
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try: yield
     finally: mlflow.set_tracking_uri(before)
 
+# %% ../nbs/07_tracking.ipynb #fc6f1774
 def log_traces(client, experiment_id: str, run_id: str, rows) -> int:
     "Record each row as an MLflow trace (an LLM span with messages, output, tokens, cost, timing) linked to run `run_id`; the count."
     import mlflow
@@ -166,12 +204,64 @@ def _write_traces(client, experiment_id, run_id, rows, SpanStatusCode) -> None:
 
 def _int_or_none(v): return None if v is None or v != v or str(v) == "<NA>" else int(v)
 
+# %% ../nbs/07_tracking.ipynb #d3346216
+def _evaluation_facts(results, spec: dict, variants: int, root: Path) -> tuple[dict, dict]:
+    "The parent run's params (what ran) and metrics (how it went overall)."
+    ds = spec.get("dataset", {})
+    sent = ~results.cached & results.error.isna()
+    params = {"dataset.source": ds.get("source"), "dataset.digest": ds.get("digest"), "dataset.size": ds.get("size"),
+              "scorers": spec.get("scorers", []), "repeats": spec.get("repeats"), "variants": variants,
+              **({"git.commit": commit} if (commit := git_commit(root)) else {}),
+              **{f"engine.{k}": v for k, v in spec.get("engine", {}).items()},
+              **{f"version.{k}": v for k, v in spec.get("versions", {}).items()}}
+    metrics = {"calls": len(results), "error_rate": float(results.error.notna().mean()), "cache_hit_rate": float(results.cached.mean()),
+               **({"cost_usd": float(results.cost_usd[sent].sum())} if results.cost_usd[sent].notna().all() else {})}
+    return params, metrics
+
+# %% ../nbs/07_tracking.ipynb #b8fda9ea
+def _log_variant(client, exp: str, parent: str, row, rows, prompt: dict, spec: dict, dataset_input, trace: bool) -> str:
+    "One variant's child run under `parent`: prompt and model as params, its summary `row` as metrics, its `rows` as a table."
+    ds, first = spec.get("dataset", {}), rows.iloc[0]
+    child = client.create_run(exp, run_name=row["variant"][:250], tags={
+        KIND_TAG: "variant", "mlflow.parentRunId": parent, "llmops_bench.variant": row["variant"]}).info.run_id
+    _log(client, child,
+         params={"prompt.name": row["prompt"], "prompt.version": row["version"], "prompt.hash": first.prompt_hash,
+                 "prompt.template": prompt.get("template", ""), **({"prompt.uri": prompt["uri"]} if prompt.get("uri") else {}),
+                 "model": first.model, "model.params": first.model_params,
+                 "dataset.digest": ds.get("digest"), "dataset.size": ds.get("size"), "repeats": spec.get("repeats"),
+                 "scorers": spec.get("scorers", [])},
+         metrics=_metrics(row))
+    client.log_inputs(child, [dataset_input])
+    if prompt.get("uri"):
+        with global_tracking_uri(client.tracking_uri):
+            client.link_prompt_version_to_run(child, prompt["uri"]); client.link_prompt_version_to_run(parent, prompt["uri"])
+    client.log_table(child, _jsonable(rows), "results.json")
+    if trace: log_traces(client, exp, child, rows)
+    client.set_terminated(child, "FINISHED")
+    return child
+
+def _jsonable(df):
+    "The table as log_table can write it (timestamps as ISO text)."
+    return df.assign(started_at=df.started_at.astype(str)) if "started_at" in df else df
+
+# %% ../nbs/07_tracking.ipynb #3220456d
+def _log_evaluation_files(client, parent: str, results, summary, spec: dict, figures: dict | None) -> None:
+    "The parent run's artifacts: results and summary tables, the spec, plots, and an exact copy of the results (parquet)."
+    client.log_table(parent, _jsonable(results), "results.json")
+    client.log_table(parent, summary, "summary.json")
+    client.log_dict(parent, spec, "spec.json")
+    for name, fig in (figures or {}).items(): client.log_figure(parent, fig, f"plots/{name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        results.to_parquet(Path(tmp)/"results.parquet", index=False)
+        client.log_artifact(parent, str(Path(tmp)/"results.parquet"))
+
+# %% ../nbs/07_tracking.ipynb #23e4a4ea
 def log_evaluation(results, spec: dict, summary, experiment: str | None = None, settings: Settings | None = None,
                    figures: dict | None = None, trace: bool = False, parent_run_id: str | None = None) -> str:
     "Log an evaluation as a parent run with one child per variant (once: the same results logged again return the same run)."
     settings = settings or load_settings()
     client = mlflow_client(settings)
-    exp = experiment_id(client, experiment or settings.experiment, settings)
+    exp = experiment_id(client, experiment_name(experiment, settings), settings)
     digest = results_digest(results)
     if (existing := _existing_run(client, exp, digest, parent_run_id)): return existing
     ds = spec.get("dataset", {})
@@ -181,45 +271,14 @@ def log_evaluation(results, spec: dict, summary, experiment: str | None = None, 
                                      **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}).info.run_id
     try:
         dataset_input = _dataset_input(results, spec)
-        sent = ~results.cached & results.error.isna()
-        _log(client, parent,
-             params={"dataset.source": ds.get("source"), "dataset.digest": ds.get("digest"), "dataset.size": ds.get("size"),
-                     "scorers": spec.get("scorers", []), "repeats": spec.get("repeats"), "variants": len(summary),
-                     **({"git.commit": commit} if (commit := git_commit(settings.root)) else {}),
-                     **{f"engine.{k}": v for k, v in spec.get("engine", {}).items()},
-                     **{f"version.{k}": v for k, v in spec.get("versions", {}).items()}},
-             metrics={"calls": len(results), "error_rate": float(results.error.notna().mean()),
-                      "cache_hit_rate": float(results.cached.mean()),
-                      **({"cost_usd": float(results.cost_usd[sent].sum())} if results.cost_usd[sent].notna().all() else {})})
+        params, metrics = _evaluation_facts(results, spec, len(summary), settings.root)
+        _log(client, parent, params=params, metrics=metrics)
         client.log_inputs(parent, [dataset_input])
         prompts = {(p["name"], p["version"]): p for p in spec.get("prompts", [])}
         for _, row in summary.iterrows():
-            rows = results[results.variant == row["variant"]]
-            prompt = prompts.get((row["prompt"], row["version"]), {})
-            first = rows.iloc[0]
-            child = client.create_run(exp, run_name=row["variant"][:250], tags={
-                KIND_TAG: "variant", "mlflow.parentRunId": parent, "llmops_bench.variant": row["variant"]}).info.run_id
-            _log(client, child,
-                 params={"prompt.name": row["prompt"], "prompt.version": row["version"], "prompt.hash": first.prompt_hash,
-                         "prompt.template": prompt.get("template", ""), **({"prompt.uri": prompt["uri"]} if prompt.get("uri") else {}),
-                         "model": first.model, "model.params": first.model_params,
-                         "dataset.digest": ds.get("digest"), "dataset.size": ds.get("size"), "repeats": spec.get("repeats"),
-                         "scorers": spec.get("scorers", [])},
-                 metrics=_metrics(row))
-            client.log_inputs(child, [dataset_input])
-            if prompt.get("uri"):
-                with global_tracking_uri(client.tracking_uri):
-                    client.link_prompt_version_to_run(child, prompt["uri"]); client.link_prompt_version_to_run(parent, prompt["uri"])
-            client.log_table(child, _jsonable(rows), "results.json")
-            if trace: log_traces(client, exp, child, rows)
-            client.set_terminated(child, "FINISHED")
-        client.log_table(parent, _jsonable(results), "results.json")
-        client.log_table(parent, summary, "summary.json")
-        client.log_dict(parent, spec, "spec.json")
-        for name, fig in (figures or {}).items(): client.log_figure(parent, fig, f"plots/{name}")
-        with tempfile.TemporaryDirectory() as d:
-            results.to_parquet(Path(d)/"results.parquet", index=False)
-            client.log_artifact(parent, str(Path(d)/"results.parquet"))
+            _log_variant(client, exp, parent, row, results[results.variant == row["variant"]],
+                         prompts.get((row["prompt"], row["version"]), {}), spec, dataset_input, trace)
+        _log_evaluation_files(client, parent, results, summary, spec, figures)
         client.set_terminated(parent, "FINISHED")
     except BaseException:
         try: client.set_terminated(parent, "FAILED")
@@ -227,17 +286,13 @@ def log_evaluation(results, spec: dict, summary, experiment: str | None = None, 
         raise
     return parent
 
-def _jsonable(df):
-    "The table as log_table can write it (timestamps as ISO text)."
-    return df.assign(started_at=df.started_at.astype(str)) if "started_at" in df else df
-
 # %% ../nbs/07_tracking.ipynb #d17168c7
 def list_runs(experiment: str | None = None, settings: Settings | None = None, max_results: int = 1000):
     "One row per evaluation and per variant run of `experiment`: ids, kind, variant, status, start time, params.*, metrics.*."
     import pandas as pd
     settings = settings or load_settings()
     client = mlflow_client(settings)
-    name = experiment or settings.experiment
+    name = experiment_name(experiment, settings)
     found = client.get_experiment_by_name(name)
     if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}; evaluate with experiment={name!r} first.")
     runs = client.search_runs([found.experiment_id], f"tags.`{KIND_TAG}` != ''", max_results=max_results, order_by=["attributes.start_time DESC"])
@@ -248,19 +303,178 @@ def list_runs(experiment: str | None = None, settings: Settings | None = None, m
             for r in runs]
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "parent_run_id", "kind", "variant", "status", "start_time"])
 
+# %% ../nbs/07_tracking.ipynb #bd2faa0c
+def _get_run(client, run_id: str, hint: str = ""):
+    "Run `run_id`, or an error naming it and the store (and `hint`, what to do instead)."
+    from mlflow.exceptions import MlflowException
+    try: return client.get_run(run_id)
+    except MlflowException: raise LlmopsBenchError(f"No run {run_id!r} at {client.tracking_uri}{hint}.") from None
+
 def read_evaluation(run_id: str, settings: Settings | None = None) -> tuple:
     "The results table, spec and evaluation run id of run `run_id` (an evaluation run, or a variant run: its evaluation is read)."
     import pandas as pd
-    from mlflow.exceptions import MlflowException
     client = mlflow_client(settings)
-    try: run = client.get_run(run_id)
-    except MlflowException: raise LlmopsBenchError(f"No run {run_id!r} at {client.tracking_uri}; list runs with `llmops-bench runs list`.") from None
+    run = _get_run(client, run_id, "; list runs with `llmops-bench runs list`")
     if run.data.tags.get(KIND_TAG) == "variant": run_id = run.data.tags["mlflow.parentRunId"]
     elif run.data.tags.get(KIND_TAG) != "evaluation": raise LlmopsBenchError(f"Run {run_id} is not an llmops-bench evaluation.")
-    with tempfile.TemporaryDirectory() as d:
-        results = pd.read_parquet(client.download_artifacts(run_id, "results.parquet", d))
-        spec = json.loads(Path(client.download_artifacts(run_id, "spec.json", d)).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        results = pd.read_parquet(client.download_artifacts(run_id, "results.parquet", tmp))
+        spec = json.loads(Path(client.download_artifacts(run_id, "spec.json", tmp)).read_text())
     return results, spec, run_id
+
+# %% ../nbs/07_tracking.ipynb #0457bdd9
+def run_kind(run_id: str, settings: Settings | None = None) -> str | None:
+    "What run `run_id` is to the workbench (its `llmops_bench.kind` tag: evaluation, variant, job), None for other runs."
+    return _get_run(mlflow_client(settings), run_id).data.tags.get(KIND_TAG)
+
+# %% ../nbs/07_tracking.ipynb #741d2dab
+RATINGS_ARTIFACT = "ratings.json"
+RATING_KEY = ["variant", "case_id", "repeat", "rater"]
+RATING_COLUMNS = [*RATING_KEY, "rating", "comment", "output", "rated_at"]
+
+def read_ratings(run_id: str, settings: Settings | None = None):
+    "The human ratings stored on run `run_id` in MLflow (an empty table when there are none)."
+    import pandas as pd
+    client = mlflow_client(settings)
+    if RATINGS_ARTIFACT not in {f.path for f in client.list_artifacts(run_id)}: return pd.DataFrame(columns=RATING_COLUMNS)
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(client.download_artifacts(run_id, RATINGS_ARTIFACT, tmp)).read_text()
+    doc = json.loads(text)
+    return pd.DataFrame(doc["data"], columns=doc["columns"])
+
+# %% ../nbs/07_tracking.ipynb #5c725a70
+def _rater() -> str:
+    try: return getpass.getuser()
+    except Exception: return "unknown"
+
+def _rating_counts(ratings) -> dict[str, float]:
+    "human.up, human.down and (when there is any vote) human.approval of a ratings table."
+    up, down = int((ratings.rating == "up").sum()), int((ratings.rating == "down").sum())
+    return {"human.up": float(up), "human.down": float(down), **({"human.approval": up / (up + down)} if up + down else {})}
+
+# %% ../nbs/07_tracking.ipynb #d9ae45bf
+_ratings_lock = threading.Lock()
+
+def save_rating(run_id: str, row: Mapping, rating: str | None, comment: str = "", rater: str | None = None,
+                settings: Settings | None = None):
+    "Store one human rating ('up', 'down', or None to withdraw it) of `row`'s output on run `run_id` in MLflow; the run's ratings."
+    import pandas as pd
+    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+    if rating not in ("up", "down", None): raise LlmopsBenchError(f"A rating is 'up', 'down' or None, got {rating!r}.")
+    key = {"variant": str(row["variant"]), "case_id": str(row["case_id"]), "repeat": int(row.get("repeat", 0)), "rater": rater or _rater()}
+    with _ratings_lock:
+        client = mlflow_client(settings)
+        old = read_ratings(run_id, settings)
+        same = pd.Series(True, index=old.index)
+        for k, v in key.items(): same &= old[k].astype(str) == str(v)
+        rows = old[~same].to_dict("records")
+        if rating is not None:
+            rows.append({**key, "rating": rating, "comment": comment or "", "output": row.get("output"),
+                         "rated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        table = pd.DataFrame(rows, columns=RATING_COLUMNS).sort_values(RATING_KEY, kind="stable").reset_index(drop=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp)/RATINGS_ARTIFACT
+            table.to_json(path, orient="split", index=False)
+            client.log_artifact(run_id, str(path))   # replaces the file: the table is always written whole
+        run = client.get_run(run_id)
+        listed = json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+        if {"path": RATINGS_ARTIFACT, "type": "table"} not in listed:
+            client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*listed, {"path": RATINGS_ARTIFACT, "type": "table"}]))
+        _log(client, run_id, metrics=_rating_counts(table))
+        child = next((r.info.run_id for r in client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+                      if r.data.tags.get("llmops_bench.variant") == key["variant"]), None)
+        if child: _log(client, child, metrics=_rating_counts(table[table.variant == key["variant"]]))
+    return table
+
+# %% ../nbs/07_tracking.ipynb #94728b5f
+def run_url(run_id: str, settings: Settings | None = None) -> tuple[str, str | None]:
+    "Run `run_id`'s page in the MLflow UI (`#/experiments/<id>/runs/<id>`) and its full URL when the store is an http(s) server, else None."
+    client = mlflow_client(settings)
+    page = f"#/experiments/{_get_run(client, run_id).info.experiment_id}/runs/{run_id}"
+    uri = tracking_uri(settings)
+    return page, f"{uri.rstrip('/')}/{page}" if uri.startswith(("http://", "https://")) else None
+
+# %% ../nbs/07_tracking.ipynb #eccf74f8
+def _settings_record(settings: Settings) -> dict:
+    "The settings as a job records them (settings.json): every field but the project root, which differs between machines."
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k != "root"}
+
+def start_job_run(experiment: str, notebook: Path, location: str, notebook_hash: str, parameters: Mapping, *, gates: Sequence[str] = (),
+                  timeout: float | None = None, tags: Mapping[str, str] | None = None, settings: Settings | None = None) -> str:
+    "Create a job's run (kind=job) and log what a re-run needs: parameters, settings, git commit and the source `notebook`; its id."
+    settings = settings or load_settings()
+    client = mlflow_client(settings)
+    run_id = client.create_run(experiment_id(client, experiment, settings), run_name=f"job {Path(notebook).stem}", tags={
+        KIND_TAG: "job", "llmops_bench.notebook": location, "llmops_bench.notebook_hash": notebook_hash,
+        **({"llmops_bench.gates": json.dumps(list(gates))} if gates else {}), **(tags or {})}).info.run_id
+    try:
+        _log(client, run_id, params={**{f"param.{k}": v for k, v in parameters.items()}, "notebook": location, "notebook_hash": notebook_hash,
+                                     "timeout_s": timeout, **({"git.commit": c} if (c := git_commit(settings.root)) else {})})
+        client.log_dict(run_id, dict(parameters), "parameters.json")
+        client.log_dict(run_id, _settings_record(settings), "settings.json")
+        client.log_artifact(run_id, str(notebook), "notebook")          # the source, exactly as it ran: what a re-run executes
+    except BaseException as e:
+        finish_job_run(run_id, "FAILED", tags={"llmops_bench.error": f"{type(e).__name__}: {e}"}, settings=settings)
+        raise
+    return run_id
+
+# %% ../nbs/07_tracking.ipynb #9612fe4a
+def log_job_outputs(run_id: str, executed: Path, html: Path, settings: Settings | None = None) -> None:
+    "Keep the executed notebook and its HTML rendering on job run `run_id` (folder `executed/`)."
+    client = mlflow_client(settings)
+    for path in (executed, html): client.log_artifact(run_id, str(path), "executed")
+
+# %% ../nbs/07_tracking.ipynb #7cabcc4b
+def job_evaluations(job_run_id: str, glued: Iterable[str] = (), settings: Settings | None = None) -> list[str]:
+    "The evaluation runs logged inside job `job_run_id` (its children, oldest first), then those of `glued` that are evaluations."
+    client = mlflow_client(settings)
+    exp = client.get_run(job_run_id).info.experiment_id
+    found = [r.info.run_id for r in client.search_runs([exp], f"tags.mlflow.parentRunId = '{job_run_id}'", order_by=["attributes.start_time ASC"])
+             if r.data.tags.get(KIND_TAG) == "evaluation"]
+    for rid in glued:
+        if rid in found: continue
+        try: run = client.get_run(rid)
+        except Exception: continue
+        if run.data.tags.get(KIND_TAG) == "evaluation": found.append(rid)
+    return found
+
+# %% ../nbs/07_tracking.ipynb #d6b606df
+def annotate_run(run_id: str, *, metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None,
+                 settings: Settings | None = None) -> None:
+    "Add `metrics` and `tags` to run `run_id` in one write (a finished run too)."
+    _log(mlflow_client(settings), run_id, metrics=dict(metrics or {}), tags=dict(tags or {}))
+
+def finish_job_run(run_id: str, status: str, *, metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None,
+                   gates=None, settings: Settings | None = None) -> None:
+    "End job run `run_id` with `status` (FINISHED or FAILED), logging its outcome: `metrics`, `tags` and the `gates` table."
+    client = mlflow_client(settings)
+    if gates is not None: client.log_table(run_id, gates, "gates.json")
+    _log(client, run_id, metrics=dict(metrics or {}), tags=dict(tags or {}))
+    client.set_terminated(run_id, status)
+
+# %% ../nbs/07_tracking.ipynb #7cd6418d
+@dataclass
+class JobRecord:
+    "A job run as MLflow recorded it: what running it again needs."
+    run_id: str
+    experiment: str      # the experiment's name
+    location: str        # where the notebook was (relative to the project root when inside it)
+    gates: list          # the gates it was checked with
+    source: Path         # the source notebook as it ran, downloaded
+    parameters: dict     # every parameter's value, defaults included
+    settings: dict       # the settings it ran with (settings.json)
+
+def read_job(run_id: str, folder: str | Path, settings: Settings | None = None) -> JobRecord:
+    "Job run `run_id` as recorded, its source notebook downloaded into `folder`."
+    client = mlflow_client(settings)
+    run = _get_run(client, run_id, "; list jobs with `llmops-bench runs list`")
+    if run.data.tags.get(KIND_TAG) != "job": raise LlmopsBenchError(f"Run {run_id} is not a job (its kind is {run.data.tags.get(KIND_TAG)!r}).")
+    names = [a.path for a in client.list_artifacts(run_id, "notebook")]
+    if not names: raise LlmopsBenchError(f"Job {run_id} has no source notebook artifact to re-run.")
+    def read(name: str) -> dict: return json.loads(Path(client.download_artifacts(run_id, name, str(folder))).read_text())
+    return JobRecord(run_id, client.get_experiment(run.info.experiment_id).name, run.data.tags.get("llmops_bench.notebook", ""),
+                     json.loads(run.data.tags.get("llmops_bench.gates", "[]")), Path(client.download_artifacts(run_id, names[0], str(folder))),
+                     read("parameters.json"), read("settings.json"))
 
 # %% ../nbs/07_tracking.ipynb #3fd05296
 _HASH_TAG = "llmops_bench.hash"
@@ -276,6 +490,7 @@ def register_prompt(prompt: Prompt, name: str | None = None, settings: Settings 
         same = client.register_prompt(name, prompt.template, commit_message=f"llmops-bench {prompt.hash}", tags={_HASH_TAG: prompt.hash})
     return Prompt(name, prompt.template, version=same.version, uri=f"prompts:/{name}/{same.version}")
 
+# %% ../nbs/07_tracking.ipynb #9f94f5f9
 def load_prompt(uri: str, settings: Settings | None = None) -> Prompt:
     "The prompt at `uri` (`prompts:/name/3` or `prompts:/name@alias`) in MLflow's prompt registry."
     if not uri.startswith("prompts:/"): raise LlmopsBenchError(f"{uri!r} is not a prompt registry URI; use 'prompts:/name/3' or 'prompts:/name@alias'.")
