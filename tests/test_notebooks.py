@@ -29,3 +29,13 @@ def test_notebook(nb: Path) -> None:
     r = subprocess.run([str(NBDEV_TEST), str(nb.relative_to(ROOT))], cwd=ROOT, capture_output=True, text=True)
     # nbdev-test prints the failing cell's traceback; show it with the failure
     assert r.returncode == 0, f"{nb.relative_to(ROOT)} failed (reproduce with `nbdev-test {nb.relative_to(ROOT)}`):\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[str(nb.relative_to(NBS)) for nb in NOTEBOOKS])
+def test_notebook_runs_in_a_kernel(nb: Path, tmp_path: Path) -> None:
+    """Run All in a real Jupyter kernel, as a user would: unlike nbdev-test's in-process shell, the kernel's event loop is running
+    (so blocking waits on it deadlock) and widgets talk to a kernel. papermill stops at the first failing cell and names it."""
+    out = tmp_path/nb.name
+    r = subprocess.run([sys.executable, "-m", "papermill", str(nb), str(out), "--cwd", str(nb.parent), "-k", "python3",
+                        "--no-progress-bar", "--execution-timeout", "600"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, f"{nb.relative_to(ROOT)} failed in a kernel (reproduce with `papermill {nb.relative_to(ROOT)} out.ipynb`):\n{r.stderr[-6000:]}"
