@@ -23,7 +23,8 @@ from .core import GateFailed, LlmopsBenchError
 __all__ = ['RESAMPLES', 'SCORE_SUFFIXES', 'SMALL_N', 'GATE_METRICS', 'score_columns', 'is_binary', 'case_means',
            'wilson_interval', 'bootstrap_interval', 'summarize', 'summary_scores', 'mcnemar_exact', 'wilcoxon_p',
            'Comparison', 'compare', 'holm', 'rank', 'Agreement', 'cohen_kappa', 'judge_agreement', 'Gate', 'parse_gate',
-           'GateReport', 'check_gates']
+           'GateReport', 'check_gates', 'SampleSize', 'cases_needed', 'plan_from_pilot', 'betting_capital',
+           'SequentialDecision', 'sequential_decision', 'sequential_decisions']
 
 # %% ../nbs/05_stats.ipynb #37d1cf65
 RESAMPLES = 2000   # bootstrap resamples: each end of a 95% interval then moves by about 1.5% of its width from seed to seed
@@ -459,3 +460,148 @@ def check_gates(summary, gates, baseline=None, variant: str | Sequence[str] | No
                 how = f" (baseline {base:.4g} {g.delta:+.4g})" if g.relative else ""
                 failures.append(f"{row['variant']}: {g.metric} is {value:.4g}, but `{g.text}` needs {g.op} {threshold:.4g}{how}")
     return GateReport(pd.DataFrame(rows, columns=["gate", "variant", "value", "threshold", "passed"]), failures)
+
+# %% ../nbs/05_stats.ipynb #eb5bbf72
+def _mcnemar_power(n: int, p10: float, p01: float, alpha: float) -> float:
+    "Exact power of the two-sided exact McNemar test with n cases, discordant-pair probabilities p10 (a only) and p01 (b only)."
+    import numpy as np
+    from scipy.stats import binom
+    k = np.arange(1, n + 1)
+    c = binom.ppf(alpha / 2, k, 0.5)
+    for _ in range(3):   # ppf can land one above the largest c whose two-sided tail is within alpha
+        c = np.where(2 * binom.cdf(c, k, 0.5) > alpha, c - 1, c)
+    theta = p01 / (p10 + p01)
+    reject = np.where(c >= 0, binom.cdf(c, k, theta) + binom.sf(k - c - 1, k, theta), 0.0)
+    return float(np.sum(binom.pmf(k, n, p10 + p01) * reject))
+
+@dataclass
+class SampleSize:
+    "How many paired cases a comparison needs: `n` (for the test the product runs), `n_normal` (the normal approximation)."
+    n: int
+    n_normal: int
+    effect: float
+    power: float
+    alpha: float
+    kind: str
+    discordance: float | None = None
+    sd: float | None = None
+    ran: int | None = None          # cases of the pilot it was estimated from
+
+    @property
+    def words(self) -> str:
+        size = f"{abs(self.effect) * 100:.3g}-point" if self.kind == "binary" else f"{abs(self.effect):.3g}"
+        ran = f"; you ran {self.ran}" if self.ran is not None else ""
+        return f"about {self.n} cases to see a {size} difference with {self.power:.0%} power at p<{self.alpha:g}{ran}"
+
+    def __repr__(self) -> str: return f"SampleSize(n={self.n}: {self.words})"
+
+# %% ../nbs/05_stats.ipynb #63bd5510
+def cases_needed(effect: float, *, baseline: float | None = None, discordance: float | None = None, sd: float | None = None,
+                 power: float = 0.8, alpha: float = 0.05, kind: str = "binary") -> SampleSize:
+    "Paired cases needed to detect a difference of `effect` with `power` at `alpha`: McNemar (binary) or Wilcoxon (continuous)."
+    if kind not in ("binary", "continuous"): raise LlmopsBenchError(f"kind is 'binary' or 'continuous', got {kind!r}.")
+    if not (0 < power < 1 and 0 < alpha < 1): raise LlmopsBenchError(f"power and alpha are in (0, 1), got {power!r} and {alpha!r}.")
+    d = abs(float(effect))
+    if not 0 < d < (1 if kind == "binary" else math.inf): raise LlmopsBenchError(f"effect must be non-zero{' and under 1 (a share)' if kind == 'binary' else ''}, got {effect!r}.")
+    za, zb = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+    if kind == "continuous":
+        if sd is None or not sd > 0: raise LlmopsBenchError("A continuous score needs sd=, the standard deviation of the paired differences (measure it on a pilot run).")
+        n = ((za + zb) * sd / d) ** 2 + za ** 2 / 2
+        return SampleSize(math.ceil(n * math.pi / 3), math.ceil(n), effect, power, alpha, kind, sd=sd)
+    if discordance is None:
+        if baseline is None or not 0 <= baseline <= 1 or not 0 <= baseline + effect <= 1:
+            raise LlmopsBenchError("A pass/fail comparison needs discordance= (the share of cases where the variants disagree) or "
+                                   "baseline= (the first variant's pass rate, with baseline + effect also in [0, 1]).")
+        p1, p2 = baseline, baseline + effect
+        discordance = p1 * (1 - p2) + p2 * (1 - p1)
+    if not d < discordance <= 1: raise LlmopsBenchError(f"discordance must exceed the effect ({d}) and be at most 1, got {discordance!r}.")
+    normal = math.ceil((za * math.sqrt(discordance) + zb * math.sqrt(discordance - d * d)) ** 2 / (d * d))
+    p10, p01 = (discordance - d) / 2, (discordance + d) / 2
+    n = normal
+    while _mcnemar_power(n, p10, p01, alpha) < power and n < 4 * normal + 100: n += max(1, n // 200)
+    return SampleSize(n, normal, effect, power, alpha, kind, discordance=discordance)
+
+# %% ../nbs/05_stats.ipynb #f17f7e69
+def plan_from_pilot(results, a: str | int, b: str | int, effect: float, score: str | None = None, power: float = 0.8,
+                    alpha: float = 0.05) -> SampleSize:
+    "`cases_needed` with the discordance (pass/fail) or the sd of differences (continuous) of variants a and b in a pilot run."
+    import numpy as np
+    col, a, b = _score_column(results, score), _variant(results, a), _variant(results, b)
+    pair = _paired(results, col, a, b)
+    if len(pair) < 2: raise LlmopsBenchError(f"{a!r} and {b!r} share {len(pair)} scored cases: a pilot needs a few (say 30) to estimate from.")
+    xa, xb = pair["a"].to_numpy(), pair["b"].to_numpy()
+    if is_binary(np.r_[xa, xb]):
+        discordance = max(float(np.mean(xa != xb)), abs(effect) + 1 / len(pair))   # a pilot with no disagreement still plans something
+        found = cases_needed(effect, discordance=min(1.0, discordance), power=power, alpha=alpha)
+    else: found = cases_needed(effect, sd=max(float(np.std(xb - xa, ddof=1)), 1e-9), power=power, alpha=alpha, kind="continuous")
+    found.ran = len(pair)
+    return found
+
+def _paired(results, col: str, a: str, b: str):
+    "Per case (in the order the cases first appear) the mean score of a and of b, on the cases both have."
+    means = case_means(results, col)
+    cases = lambda v: means[means.index.get_level_values(0) == v].droplevel(0)
+    return cases(a).rename("a").to_frame().join(cases(b).rename("b"), how="inner")
+
+# %% ../nbs/05_stats.ipynb #6bf09326
+def betting_capital(x, m, alpha: float = 0.05, c: float = 0.5):
+    "Capital K_t(m) after each of the observations `x` (in [0, 1], along the last axis) of a hedged bettor against mean `m`."
+    import numpy as np
+    x = np.asarray(x, dtype="float64")
+    t = np.arange(1, x.shape[-1] + 1, dtype="float64")
+    mean = (0.5 + np.cumsum(x, axis=-1)) / (t + 1)
+    var = (0.25 + np.cumsum((x - mean) ** 2, axis=-1)) / (t + 1)
+    before = np.concatenate([np.full(x.shape[:-1] + (1,), 0.25), var[..., :-1]], axis=-1)   # stakes use only the past
+    stake = np.sqrt(2 * np.log(2 / alpha) / (before * t * np.log1p(t)))
+    m = np.asarray(m, dtype="float64")
+    up = np.cumsum(np.log1p(np.minimum(stake, c / m) * (x - m)), axis=-1)
+    down = np.cumsum(np.log1p(-np.minimum(stake, c / (1 - m)) * (x - m)), axis=-1)
+    return 0.5 * np.exp(up) + 0.5 * np.exp(down)
+
+# %% ../nbs/05_stats.ipynb #7e650af8
+_GRID = 401   # candidate means for the confidence sequence: steps of 0.005 in x, 0.01 in the difference
+
+@dataclass
+class SequentialDecision:
+    "Where a sequential comparison of b against a stands after `n` cases: the difference, its anytime-valid interval and p-value."
+    a: str
+    b: str
+    n: int
+    diff: float
+    lo: float
+    hi: float
+    p_value: float
+    decision: str = "undecided"     # "b better", "a better", "no difference of the effect's size", "undecided"
+
+    @property
+    def decided(self) -> bool: return self.decision != "undecided"
+
+def sequential_decision(d, a: str = "a", b: str = "b", alpha: float = 0.05, effect: float | None = None) -> SequentialDecision:
+    "The anytime-valid state of paired differences `d` (b − a per case, in [−1, 1], in the order observed); Holm is applied by the caller."
+    import numpy as np
+    d = np.asarray(d, dtype="float64")
+    if len(d) == 0: return SequentialDecision(a, b, 0, math.nan, -1.0, 1.0, 1.0)
+    if np.nanmax(np.abs(d)) > 1: raise LlmopsBenchError("A sequential comparison needs a score in [0, 1] (pass/fail, or normalised).")
+    x = (d + 1) / 2
+    p = float(min(1.0, 1 / betting_capital(x, 0.5, alpha).max()))
+    grid = np.linspace(0, 1, _GRID)[1:-1, None]
+    alive = (betting_capital(x[None, :], grid, alpha) < 1 / alpha).all(axis=1)   # never ruled out: the running intersection
+    kept = 2 * grid[alive, 0] - 1
+    lo, hi = (float(kept.min()), float(kept.max())) if len(kept) else (float(d.mean()),) * 2
+    out = SequentialDecision(a, b, len(d), float(d.mean()), lo, hi, p)
+    if effect is not None and -abs(effect) < lo and hi < abs(effect): out.decision = "no difference of the effect's size"
+    return out
+
+# %% ../nbs/05_stats.ipynb #852bb0f8
+def sequential_decisions(results, score: str | None = None, alpha: float = 0.05, effect: float | None = None) -> list[SequentialDecision]:
+    "Each variant against the first on `score`, cases in the order they appear; decided when Holm-adjusted p < alpha, or by futility."
+    col = _score_column(results, score)
+    variants = list(dict.fromkeys(results["variant"]))
+    if len(variants) < 2: raise LlmopsBenchError("A sequential comparison needs at least two variants.")
+    out = []
+    for v in variants[1:]:
+        pair = _paired(results, col, variants[0], v)
+        out.append(sequential_decision((pair["b"] - pair["a"]).to_numpy(), variants[0], v, alpha, effect))
+    for s, p in zip(out, holm([s.p_value for s in out])):
+        if p < alpha: s.decision = f"{'b' if s.diff > 0 else 'a'} better"
+    return out
