@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -49,6 +48,7 @@ def scrap_bundle(name: str, value: Any) -> dict:
     text = json.dumps(data, default=str)
     return {SCRAP_MIME: {"name": name, "data": data}, "text/plain": f"{name} = {text if len(text) <= 200 else text[:199] + '…'}"}
 
+# %% ../nbs/10_jobs.ipynb #085538c5
 def glue(name: str, value: Any) -> None:
     "Hand `value` back to the job running this notebook (shown as a display output; read with `read_scraps`)."
     from IPython.display import display
@@ -63,8 +63,6 @@ def read_scraps(notebook) -> dict[str, Any]:
             if SCRAP_MIME in o.get("data", {})}
 
 # %% ../nbs/10_jobs.ipynb #694c7423
-_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
-
 def notebook_parameters(notebook: str | Path) -> dict[str, dict]:
     "The notebook's `parameters` cell as papermill reads it: name -> {type, default (a Python value when literal), help}."
     import papermill as pm
@@ -76,6 +74,9 @@ def notebook_parameters(notebook: str | Path) -> dict[str, dict]:
         except (ValueError, SyntaxError): default = p["default"]
         out[name] = {"type": p["inferred_type_name"], "default": default, "help": p["help"]}
     return out
+
+# %% ../nbs/10_jobs.ipynb #26a0d55c
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 def _coerce(name: str, value: Any, kind: str, notebook: str):
     def bad(): return LlmopsBenchError(f"Parameter {name!r} of {notebook} must be {kind}, got {value!r} ({type(value).__name__}).")
@@ -108,6 +109,7 @@ def _coerce(name: str, value: Any, kind: str, notebook: str):
     if kind == "dict" and not isinstance(value, dict): raise bad()
     return value   # other or unknown declared types: passed as given
 
+# %% ../nbs/10_jobs.ipynb #f0157605
 def check_parameters(notebook: str | Path, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     "`parameters` checked against the notebook's `parameters` cell and converted to the declared types; every name must exist."
     declared = notebook_parameters(notebook)
@@ -189,11 +191,19 @@ def notebook_hash(notebook: str | Path) -> str:
     cells = [[c.cell_type, c.source, sorted(c.get("metadata", {}).get("tags", []))] for c in nb.cells]
     return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()[:16]
 
-_RERUN_SETTINGS = ("cache", "cache_max_mb", "concurrency", "model_concurrency", "retries", "timeout_s", "rpm", "allow_models", "deny_models")
+# %% ../nbs/10_jobs.ipynb #5336d4c7
+def _location(notebook: Path, settings: Settings) -> str:
+    "Where `notebook` is, as a job records it: relative to the project root when inside it, else its absolute path."
+    try: return notebook.relative_to(settings.root.resolve()).as_posix()
+    except ValueError: return str(notebook)
 
-def _settings_record(settings: Settings) -> dict:
-    return {k: v for k, v in dataclasses.asdict(settings).items() if k != "root"}
+# %% ../nbs/10_jobs.ipynb #4fc30971
+def _job_experiment(experiment: str | None, declared: Mapping[str, dict], given: Mapping[str, Any], settings: Settings) -> str:
+    "The experiment a job runs in: `experiment`, else the notebook's `experiment` parameter (given, else declared), else the settings'."
+    if "experiment" in declared: experiment = experiment or given.get("experiment") or declared["experiment"]["default"]
+    return tracking.experiment_name(experiment, settings)
 
+# %% ../nbs/10_jobs.ipynb #366c8d2d
 @contextlib.contextmanager
 def _environment(values: Mapping[str, str | None]):
     "Set (or with None, remove) environment variables for the duration; the kernel papermill starts inherits them."
@@ -208,6 +218,20 @@ def _environment(values: Mapping[str, str | None]):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/10_jobs.ipynb #ead5bbb6
+def _execute(report: JobReport, parameters: Mapping[str, Any], env: Mapping[str, str], timeout: float | None, progress: bool) -> None:
+    "Run the notebook with papermill in a kernel with `env`; a failing cell, a timeout or a dead kernel mark the report FAILED."
+    import papermill as pm
+    with _environment(env):
+        try:
+            pm.execute_notebook(str(report.notebook), str(report.output), parameters=dict(parameters), kernel_name="python3",
+                                cwd=str(report.notebook.parent), progress_bar=progress, execution_timeout=timeout, start_timeout=120)
+        except pm.PapermillExecutionError as e:
+            report.status, report.error = "FAILED", f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+        except Exception as e:   # a timeout, a dead kernel, a missing kernel: the job failed, the run says why
+            report.status, report.error = "FAILED", f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+# %% ../nbs/10_jobs.ipynb #fa3fa555
 def _say(progress: bool, text: str) -> None:
     if progress: print(text, file=sys.stderr, flush=True)
 
@@ -216,20 +240,24 @@ def _html(nb) -> str:
     body, _ = HTMLExporter().from_notebook_node(nb)
     return body
 
-# %% ../nbs/10_jobs.ipynb #613280dc
-def _evaluations(client, job_run: str, experiment_id: str, scraps: dict) -> list[str]:
-    "The evaluation runs logged inside the job: children of its run, plus any evaluation run id the notebook glued."
-    found = [r.info.run_id for r in client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{job_run}'", order_by=["attributes.start_time ASC"])
-             if r.data.tags.get(tracking.KIND_TAG) == "evaluation"]
-    glued = [scraps[k] for k in ("run_id", "evaluation_run_id") if isinstance(scraps.get(k), str)]
-    glued += [x for x in scraps.get("run_ids", []) if isinstance(x, str)]
-    for rid in glued:   # an evaluation logged to another experiment than the job's is still found through its glued id
-        if rid in found: continue
-        try: run = client.get_run(rid)
-        except Exception: continue
-        if run.data.tags.get(tracking.KIND_TAG) == "evaluation": found.append(rid)
-    return found
+def _read_outputs(report: JobReport, settings: Settings) -> None:
+    "Read the executed notebook's scraps and keep it, with its HTML rendering, on the job's run (when papermill wrote it at all)."
+    import nbformat
+    if not (report.output and report.output.is_file()):
+        report.output = report.html = None
+        return
+    nb = nbformat.read(str(report.output), as_version=4)
+    report.scraps = read_scraps(nb)
+    report.html.write_text(_html(nb), encoding="utf-8")
+    tracking.log_job_outputs(report.run_id, report.output, report.html, settings)
 
+# %% ../nbs/10_jobs.ipynb #ea17fe1b
+def _glued_runs(scraps: Mapping[str, Any]) -> list[str]:
+    "The run ids a notebook glued (`run_id`, `evaluation_run_id`, `run_ids`): evaluations it may have logged to another experiment."
+    glued = [scraps[k] for k in ("run_id", "evaluation_run_id") if isinstance(scraps.get(k), str)]
+    return glued + [x for x in scraps.get("run_ids", []) if isinstance(x, str)]
+
+# %% ../nbs/10_jobs.ipynb #613280dc
 def _summaries(run_ids: list[str], settings: Settings):
     "One summary row per variant of each evaluation, with the evaluation's run id in column `evaluation`."
     import pandas as pd
@@ -243,15 +271,15 @@ def _summary_of(baseline, settings: Settings):
     "A baseline as a summary: a summarize() frame, Results, or a run id (an evaluation, or a job whose evaluations are read)."
     if baseline is None or hasattr(baseline, "columns"): return baseline
     if hasattr(baseline, "summary"): return baseline.summary()
-    client = tracking.mlflow_client(settings)
-    try: run = client.get_run(str(baseline))
-    except Exception: raise LlmopsBenchError(f"No baseline run {baseline!r} at {client.tracking_uri}.") from None
-    if run.data.tags.get(tracking.KIND_TAG) == "job":
-        ids = _evaluations(client, run.info.run_id, run.info.experiment_id, {})
+    try: kind = tracking.run_kind(str(baseline), settings)
+    except LlmopsBenchError: raise LlmopsBenchError(f"No baseline run {baseline!r} at {tracking.tracking_uri(settings)}.") from None
+    if kind == "job":
+        ids = tracking.job_evaluations(str(baseline), settings=settings)
         if not ids: raise LlmopsBenchError(f"Baseline job {baseline} logged no evaluation to compare with.")
         return _summaries(ids, settings)
-    return _summaries([run.info.run_id], settings)
+    return _summaries([str(baseline)], settings)
 
+# %% ../nbs/10_jobs.ipynb #fe451d73
 _JOB_METRICS = ("pass_rate", "error_rate", "latency_p95_s", "cost_usd")
 
 def job_metrics(summary) -> dict[str, float]:
@@ -264,96 +292,66 @@ def job_metrics(summary) -> dict[str, float]:
         if len(x): out[f"{c}.min"], out[f"{c}.max"] = float(x.min()), float(x.max())
     return out
 
+# %% ../nbs/10_jobs.ipynb #201e0822
+def _check_gates(report: JobReport, gates: list, baseline, settings: Settings) -> dict[str, str]:
+    "Check `gates` on the report's summary when the notebook finished; the tags that record the outcome on the job's run."
+    if not gates or report.status != "FINISHED": return {}
+    if report.summary is None: report.gate_error = f"{report.notebook.name} logged no evaluation, so its gates cannot be checked."
+    else:
+        try:
+            checked = stats.check_gates(report.summary, gates, _summary_of(baseline, settings))
+            report.gates, report.failures = checked.rows, checked.failures
+        except LlmopsBenchError as e: report.gate_error = str(e)
+    report.metrics.update({"gates_passed": float(report.passed), "gate_failures": float(len(report.failures))})
+    return {"llmops_bench.gate_status": "passed" if report.passed else "error" if report.gate_error else "failed",
+            **({"llmops_bench.gate_error": report.gate_error} if report.gate_error else {})}
+
+# %% ../nbs/10_jobs.ipynb #82fda94a
+def _collect(report: JobReport, gates: list, baseline, settings: Settings) -> dict[str, str]:
+    "After the kernel: outputs, evaluations, their summary and metrics, and the gates; the tags to finish the job's run with."
+    _read_outputs(report, settings)
+    report.evaluations = tracking.job_evaluations(report.run_id, _glued_runs(report.scraps), settings)
+    report.summary = _summaries(report.evaluations, settings) if report.evaluations else None
+    report.metrics = {**job_metrics(report.summary), "evaluations": float(len(report.evaluations))}
+    return {**({"llmops_bench.error": report.error} if report.error else {}), **_check_gates(report, gates, baseline, settings)}
+
 # %% ../nbs/10_jobs.ipynb #0e094e8e
 def run(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *, experiment: str | None = None, gates: Iterable[str] = (),
         timeout: float | None = None, baseline=None, cache: bool | None = None, progress: bool = False, settings: Settings | None = None,
         _env: Mapping[str, str | None] | None = None, _tags: Mapping[str, str] | None = None) -> JobReport:
     "Execute an evaluation notebook with papermill as an MLflow job run (tag kind=job), log it, and check `gates` on what it evaluated."
-    import papermill as pm
     started = time.monotonic()
     settings = settings or load_settings()
     notebook = Path(notebook).resolve()
     params = check_parameters(notebook, parameters)            # bad names and types fail here, before any run exists
     gates = [stats.parse_gate(g) for g in gates]               # and so do malformed gates
     declared = notebook_parameters(notebook)
-    if "experiment" in declared:                               # the notebook's evaluations land next to the job, as its children
-        experiment = experiment or params.get("experiment") or declared["experiment"]["default"]
-        params["experiment"] = experiment
-    experiment = experiment or settings.experiment
+    experiment = _job_experiment(experiment, declared, params, settings)
+    if "experiment" in declared: params["experiment"] = experiment
     resolved = {**{k: p["default"] for k, p in declared.items()}, **params}
-    client = tracking.mlflow_client(settings)
-    exp = tracking.experiment_id(client, experiment, settings)
-    digest = notebook_hash(notebook)
-    try: where = notebook.relative_to(settings.root.resolve()).as_posix()
-    except ValueError: where = str(notebook)
-    run_id = client.create_run(exp, run_name=f"job {notebook.stem}", tags={
-        tracking.KIND_TAG: "job", "llmops_bench.notebook": where, "llmops_bench.notebook_hash": digest,
-        **({"llmops_bench.gates": json.dumps([g.text for g in gates])} if gates else {}), **(_tags or {})}).info.run_id
+    where = _location(notebook, settings)
+    run_id = tracking.start_job_run(experiment, notebook, where, notebook_hash(notebook), resolved, gates=[g.text for g in gates],
+                                    timeout=timeout, tags=_tags, settings=settings)
     _say(progress, f"job {run_id}: running {where} in experiment {experiment!r}")
     report = JobReport(run_id, "FINISHED", notebook, experiment, resolved)
     try:
-        tracking._log(client, run_id, params={**{f"param.{k}": v for k, v in resolved.items()}, "notebook": where, "notebook_hash": digest,
-                                             "timeout_s": timeout, **({"git.commit": c} if (c := tracking.git_commit(settings.root)) else {})})
-        client.log_dict(run_id, resolved, "parameters.json")
-        client.log_dict(run_id, _settings_record(settings), "settings.json")
-        client.log_artifact(run_id, str(notebook), "notebook")          # the source, exactly as it ran: what rerun executes
         folder = settings.path(settings.cache_dir)/"jobs"/run_id
         folder.mkdir(parents=True, exist_ok=True)
         report.output, report.html = folder/notebook.name, folder/f"{notebook.stem}.html"
-        uri = tracking.tracking_uri(settings)
-        env = {tracking.JOB_RUN_ENV: run_id, "LLMOPS_BENCH_ROOT": str(settings.root.resolve()),
-               # always explicit: MLflow's own default is a sqlite file in the kernel's cwd (the notebook's folder), and parts of
-               # MLflow (prompt links) use the global URI whatever client the workbench passes them
-               "MLFLOW_TRACKING_URI": uri,
+        env = {**tracking.job_environment(run_id, settings), "LLMOPS_BENCH_ROOT": str(settings.root.resolve()),
                **(_env or {}), **({"LLMOPS_BENCH_CACHE": str(cache).lower()} if cache is not None else {})}
-        with _environment(env):
-            try:
-                pm.execute_notebook(str(notebook), str(report.output), parameters=params, kernel_name="python3", cwd=str(notebook.parent),
-                                    progress_bar=progress, execution_timeout=timeout, start_timeout=120)
-            except pm.PapermillExecutionError as e:
-                report.status, report.error = "FAILED", f"cell {e.exec_count}: {e.ename}: {e.evalue}"
-            except Exception as e:   # a timeout, a dead kernel, a missing kernel: the job failed, the run says why
-                report.status, report.error = "FAILED", f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        _collect(report, client, exp, gates, baseline, settings)
+        _execute(report, params, env, timeout, progress)
+        tags = _collect(report, gates, baseline, settings)
+        report.duration_s = time.monotonic() - started
+        tracking.finish_job_run(run_id, report.status, metrics={**report.metrics, "duration_s": report.duration_s}, tags=tags,
+                                gates=report.gates, settings=settings)
     except BaseException as e:
         report.status = "FAILED"
         report.error = report.error or f"{type(e).__name__}: {e}"
-        client.set_tag(run_id, "llmops_bench.error", report.error[:5000])
-        client.set_terminated(run_id, "FAILED")
+        tracking.finish_job_run(run_id, "FAILED", tags={"llmops_bench.error": report.error}, settings=settings)
         raise
-    report.duration_s = time.monotonic() - started
-    client.log_metric(run_id, "duration_s", report.duration_s)
-    client.set_terminated(run_id, report.status)
     _say(progress, f"job {run_id}: {report!r}")
     return report
-
-def _collect(report: JobReport, client, exp: str, gates, baseline, settings: Settings) -> None:
-    "Log the executed notebook and its HTML, find the evaluations, check the gates, log the outcome on the job's run."
-    import nbformat
-    run_id = report.run_id
-    if report.output and report.output.is_file():
-        nb = nbformat.read(str(report.output), as_version=4)
-        report.scraps = read_scraps(nb)
-        client.log_artifact(run_id, str(report.output), "executed")
-        report.html.write_text(_html(nb), encoding="utf-8")
-        client.log_artifact(run_id, str(report.html), "executed")
-    else: report.output = report.html = None
-    if report.error: client.set_tag(run_id, "llmops_bench.error", report.error[:5000])
-    report.evaluations = _evaluations(client, run_id, exp, report.scraps)
-    report.summary = _summaries(report.evaluations, settings) if report.evaluations else None
-    report.metrics = {**job_metrics(report.summary), "evaluations": float(len(report.evaluations))}
-    if gates and report.status == "FINISHED":
-        if report.summary is None: report.gate_error = f"{report.notebook.name} logged no evaluation, so its gates cannot be checked."
-        else:
-            try:
-                checked = stats.check_gates(report.summary, gates, _summary_of(baseline, settings))
-                report.gates, report.failures = checked.rows, checked.failures
-            except LlmopsBenchError as e: report.gate_error = str(e)
-        report.metrics.update({"gates_passed": float(report.passed), "gate_failures": float(len(report.failures))})
-        client.set_tag(run_id, "llmops_bench.gate_status", "passed" if report.passed else "error" if report.gate_error else "failed")
-        if report.gate_error: client.set_tag(run_id, "llmops_bench.gate_error", report.gate_error[:5000])
-        if report.gates is not None: client.log_table(run_id, report.gates, "gates.json")
-    tracking._log(client, run_id, metrics=report.metrics)
 
 # %% ../nbs/10_jobs.ipynb #82ff669c
 def grid_parameters(grid: Mapping[str, Iterable[Any]]) -> list[dict]:
@@ -364,27 +362,34 @@ def grid_parameters(grid: Mapping[str, Iterable[Any]]) -> list[dict]:
         if not v: raise LlmopsBenchError(f"Grid parameter {n!r} has no values.")
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
+# %% ../nbs/10_jobs.ipynb #bf8fac37
 def _sweep_one(notebook: str, params: dict, kwargs: dict, root: str) -> dict:
-    "One sweep job, in a worker process: the report as data (reports hold DataFrames and paths; dicts cross processes cleanly)."
+    "One sweep job, in a worker process: the report as data."
     os.environ["LLMOPS_BENCH_ROOT"] = root          # the worker reads the caller's project: its settings, store and cache
     try: return run(notebook, params, settings=load_settings(root), **kwargs).to_dict()
     except LlmopsBenchError as e: return {"status": "ERROR", "passed": False, "exit_code": 2, "error": str(e), "parameters": params}
     except Exception as e: return {"status": "ERROR", "passed": False, "exit_code": 3, "error": f"{type(e).__name__}: {e}", "parameters": params}
 
+def _sweep_table(combos: list[dict], reports: list[dict]):
+    "One row per sweep job: run id, parameters, status, verdict, the job's metrics, gate failures, error, evaluations."
+    import pandas as pd
+    return pd.DataFrame([{"run_id": r.get("run_id"), **{f"param.{k}": v for k, v in combos[i].items()}, "status": r.get("status"),
+                          "passed": r.get("passed"), "exit_code": r.get("exit_code"), **(r.get("metrics") or {}),
+                          "gate_failures": "; ".join(r.get("failures") or []) or None, "error": r.get("error") or r.get("gate_error"),
+                          "evaluations": ",".join(r.get("evaluations") or [])} for i, r in enumerate(reports)])
+
+# %% ../nbs/10_jobs.ipynb #9a8f6f5c
 def sweep(notebook: str | Path, grid: Mapping[str, Iterable[Any]], *, workers: int = 2, experiment: str | None = None,
           gates: Iterable[str] = (), timeout: float | None = None, baseline: str | None = None, cache: bool | None = None,
           progress: bool = False, settings: Settings | None = None):
     "Run a job per combination of `grid`'s values, `workers` at a time in separate processes; one row per job (a DataFrame)."
     import concurrent.futures, multiprocessing
-    import pandas as pd
     settings = settings or load_settings()
     combos = grid_parameters(grid)
     for p in combos: check_parameters(notebook, p)            # all bad input is reported before the first job starts
     gates = [stats.parse_gate(g).text for g in gates]
-    declared = notebook_parameters(notebook)
-    experiment = experiment or (declared["experiment"]["default"] if "experiment" in declared else None) or settings.experiment
-    client = tracking.mlflow_client(settings)
-    tracking.experiment_id(client, experiment, settings)
+    experiment = _job_experiment(experiment, notebook_parameters(notebook), {}, settings)
+    tracking.ensure_experiment(experiment, settings)          # created once, before the workers could race to create it
     kwargs = {"experiment": experiment, "gates": gates, "timeout": timeout, "baseline": baseline, "cache": cache, "progress": False,
               "_tags": {"llmops_bench.sweep": f"{Path(notebook).stem}-{int(time.time())}"}}
     ctx = multiprocessing.get_context("spawn")                # a clean interpreter per worker: no inherited MLflow or kernel state
@@ -395,11 +400,7 @@ def sweep(notebook: str | Path, grid: Mapping[str, Iterable[Any]], *, workers: i
             rows[futures[f]] = d = f.result()
             _say(progress, f"sweep {sum(r is not None for r in rows)}/{len(combos)}: {combos[futures[f]]} -> {d.get('status')}"
                            f"{'' if d.get('passed') else ' (not passed)'}")
-    table = pd.DataFrame([{"run_id": r.get("run_id"), **{f"param.{k}": v for k, v in combos[i].items()}, "status": r.get("status"),
-                           "passed": r.get("passed"), "exit_code": r.get("exit_code"), **(r.get("metrics") or {}),
-                           "gate_failures": "; ".join(r.get("failures") or []) or None, "error": r.get("error") or r.get("gate_error"),
-                           "evaluations": ",".join(r.get("evaluations") or [])} for i, r in enumerate(rows)])
-    return table
+    return _sweep_table(combos, rows)
 
 # %% ../nbs/10_jobs.ipynb #ed2d95b8
 _COMPARED = ("output", "error")
@@ -441,41 +442,28 @@ class RerunReport:
         what = "reproduced" if self.reproduced else f"{len(self.differences)} differences" + (f", dataset changed: {self.dataset_changed}" if self.dataset_changed else "")
         return f"RerunReport(run {self.original} -> {self.job.run_id}: {what})\n{self.job!r}"
 
-def rerun(run_id: str, *, cache: bool = True, gates: Iterable[str] | None = None, timeout: float | None = None, progress: bool = False,
-          settings: Settings | None = None) -> RerunReport:
-    "Run job `run_id` again with its recorded notebook, parameters and settings; compare the results case by case."
+# %% ../nbs/10_jobs.ipynb #f1363b74
+_RERUN_SETTINGS = ("cache", "cache_max_mb", "concurrency", "model_concurrency", "retries", "timeout_s", "rpm", "allow_models", "deny_models")
+
+def _rerun_environment(recorded: Mapping[str, Any]) -> dict[str, str]:
+    "The recorded settings that shape results, as the LLMOPS_BENCH_* variables the re-run's kernel reads."
+    return {f"LLMOPS_BENCH_{k.upper()}": str(recorded[k]).lower() if isinstance(recorded[k], bool) else str(recorded[k])
+            for k in _RERUN_SETTINGS if k in recorded}
+
+def _rerun_copy(job: tracking.JobRecord, settings: Settings) -> Path:
+    "The notebook to re-run: a copy of the recorded one in the original's folder when that still exists, else the download itself."
+    home = settings.root/job.location if job.location and not Path(job.location).is_absolute() else Path(job.location)
+    if not home.parent.is_dir(): return job.source
+    target = home.parent/f".rerun-{job.run_id[:8]}-{job.source.name}"
+    target.write_bytes(job.source.read_bytes())
+    return target
+
+# %% ../nbs/10_jobs.ipynb #375ac51e
+def _compare_evaluations(before: list[str], after: list[str], settings: Settings) -> tuple[Any, list]:
+    "Each pair of evaluations compared case by case (compare_results rows plus `evaluation`), and the pairs whose dataset changed."
     import pandas as pd
-    settings = settings or load_settings()
-    client = tracking.mlflow_client(settings)
-    try: old = client.get_run(run_id)
-    except Exception: raise LlmopsBenchError(f"No run {run_id!r} at {client.tracking_uri}; list jobs with `llmops-bench runs list`.") from None
-    if old.data.tags.get(tracking.KIND_TAG) != "job": raise LlmopsBenchError(f"Run {run_id} is not a job (its kind is {old.data.tags.get(tracking.KIND_TAG)!r}).")
-    experiment = client.get_experiment(old.info.experiment_id).name
-    where = old.data.tags.get("llmops_bench.notebook", "")
-    with tempfile.TemporaryDirectory() as d:
-        names = [a.path for a in client.list_artifacts(run_id, "notebook")]
-        if not names: raise LlmopsBenchError(f"Job {run_id} has no source notebook artifact to re-run.")
-        source = Path(client.download_artifacts(run_id, names[0], d))
-        params = json.loads(Path(client.download_artifacts(run_id, "parameters.json", d)).read_text())
-        recorded = json.loads(Path(client.download_artifacts(run_id, "settings.json", d)).read_text())
-        # run the recorded notebook from the original's folder when it still exists, so its relative paths resolve as before
-        home = settings.root/where if where and not Path(where).is_absolute() else Path(where)
-        if home.parent.is_dir():
-            target = home.parent/f".rerun-{run_id[:8]}-{source.name}"
-            target.write_bytes(source.read_bytes())
-        else: target = source
-        env = {f"LLMOPS_BENCH_{k.upper()}": str(recorded[k]).lower() if isinstance(recorded[k], bool) else str(recorded[k])
-               for k in _RERUN_SETTINGS if k in recorded}
-        try:
-            declared = notebook_parameters(target)
-            job = run(target, {k: v for k, v in params.items() if k in declared}, experiment=experiment,
-                      gates=json.loads(old.data.tags.get("llmops_bench.gates", "[]")) if gates is None else gates, timeout=timeout,
-                      cache=cache, progress=progress, settings=settings, _env=env, _tags={"llmops_bench.rerun_of": run_id})
-        finally:
-            if target != source: target.unlink(missing_ok=True)
-    before = _evaluations(client, run_id, old.info.experiment_id, {})
     frames, changed = [], []
-    for i, (b, a) in enumerate(itertools.zip_longest(before, job.evaluations)):
+    for i, (b, a) in enumerate(itertools.zip_longest(before, after)):
         if b is None or a is None:
             frames.append(pd.DataFrame([{"evaluation": i, "column": "(evaluation)", "before": b, "after": a}])); continue
         rb, sb, _ = tracking.read_evaluation(b, settings)
@@ -483,9 +471,26 @@ def rerun(run_id: str, *, cache: bool = True, gates: Iterable[str] | None = None
         if sb.get("dataset", {}).get("digest") != sa.get("dataset", {}).get("digest"):
             changed.append({"evaluation": i, "before": sb.get("dataset", {}).get("digest"), "after": sa.get("dataset", {}).get("digest")})
         frames.append(compare_results(rb, ra).assign(evaluation=i))
-    differences = pd.concat(frames, ignore_index=True) if frames else compare_results(pd.DataFrame(columns=["variant", "case_id", "repeat"]),
-                                                                                     pd.DataFrame(columns=["variant", "case_id", "repeat"]))
+    empty = pd.DataFrame(columns=["variant", "case_id", "repeat"])
+    return (pd.concat(frames, ignore_index=True) if frames else compare_results(empty, empty)), changed
+
+# %% ../nbs/10_jobs.ipynb #9cb42739
+def rerun(run_id: str, *, cache: bool = True, gates: Iterable[str] | None = None, timeout: float | None = None, progress: bool = False,
+          settings: Settings | None = None) -> RerunReport:
+    "Run job `run_id` again with its recorded notebook, parameters and settings; compare the results case by case."
+    settings = settings or load_settings()
+    with tempfile.TemporaryDirectory() as folder:
+        old = tracking.read_job(run_id, folder, settings)
+        target = _rerun_copy(old, settings)
+        try:
+            declared = notebook_parameters(target)
+            job = run(target, {k: v for k, v in old.parameters.items() if k in declared}, experiment=old.experiment,
+                      gates=old.gates if gates is None else gates, timeout=timeout, cache=cache, progress=progress, settings=settings,
+                      _env=_rerun_environment(old.settings), _tags={"llmops_bench.rerun_of": run_id})
+        finally:
+            if target != old.source: target.unlink(missing_ok=True)
+    differences, changed = _compare_evaluations(tracking.job_evaluations(run_id, settings=settings), job.evaluations, settings)
     report = RerunReport(run_id, job, differences, changed)
-    client.set_tag(job.run_id, "llmops_bench.reproduced", str(report.reproduced).lower())
-    tracking._log(client, job.run_id, metrics={"differences": float(len(differences))})
+    tracking.annotate_run(job.run_id, metrics={"differences": float(len(differences))},
+                          tags={"llmops_bench.reproduced": str(report.reproduced).lower()}, settings=settings)
     return report
