@@ -16,7 +16,7 @@ import pytest
 
 import llmops_bench as lb
 from llmops_bench import evaluation, scorers, tracking
-from llmops_bench.widgets import Compare, Grid, Runs, read_ratings
+from llmops_bench.widgets import Compare, Grid, Runs
 
 ATTACK = '<script>window.__xss = 1</script> <img src=x onerror="window.__xss = 2"> Paris is in France. Which city?'
 QA = lb.Prompt("qa", "{{context}}\n{{question}}")
@@ -178,7 +178,7 @@ def test_ratings_are_stored_on_the_run_without_duplicates(settings, monkeypatch)
     first.comment.value = "correct, <b>escaped</b>"  # a comment updates the rating's row
     second.down.click()
     second.up.click()                              # changing one's mind replaces the row
-    table = read_ratings(w.run_id, settings)
+    table = tracking.read_ratings(w.run_id, settings)
     assert len(table) == 2
     by_variant = table.set_index("variant")
     assert by_variant.loc[first.name, "rating"] == "up" and by_variant.loc[first.name, "comment"] == "correct, <b>escaped</b>"
@@ -341,4 +341,4 @@ def test_run_link_points_into_the_ui_of_an_mlflow_server(mlflow_server, tmp_path
     exp = tracking.mlflow_client(settings).get_experiment_by_name("t-widgets-link").experiment_id
     assert f'href="{mlflow_server.url.rstrip("/")}/#/experiments/{exp}/runs/{w.run_id}"' in w.run_info.value
     w.columns[0].up.click()   # ratings go through the server's artifact store too
-    assert read_ratings(w.run_id, settings).rating.tolist() == ["up"]
+    assert tracking.read_ratings(w.run_id, settings).rating.tolist() == ["up"]
