@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings, render_template, content_hash
+from .core import Case, Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
+from .runner import Call, Variant
+from .scorers import Score, Scorer
 from . import scorers as scorer_lib, stats
 
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'RUBRIC_SYSTEM', 'RUBRIC_USER', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER',
-           'SpecError', 'Spec', 'scorer_factories', 'litellm_id', 'assertion_from_string', 'tests_from_csv',
-           'check_assertion', 'grade_test', 'load_spec', 'SpecRun', 'run_spec']
+           'SpecError', 'Spec', 'scorer_factories', 'model_id', 'assertion_from_string', 'tests_from_csv',
+           'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -75,14 +77,14 @@ class Spec:
     prompts: list
     models: list
     dataset: Dataset
-    scorers: list = field(default_factory=list)
+    scorers: list = field(default_factory=list)   # a promptfoo config's assertions are one scorer too: `PromptfooAssertions`
     repeats: int = 1
     concurrency: int | None = None
     experiment: str | None = None
     gates: list = field(default_factory=list)
     unsupported: list = field(default_factory=list)
-    grade: Callable | None = None   # promptfoo: grades each row's assertions after the run (see below)
 
+# %% ../nbs/08a_specs.ipynb #bfbbb5cd
 def _unknown(doc: _Doc, data: dict, known, path: tuple = ()) -> None:
     for k in data:
         if k not in known:
@@ -94,6 +96,19 @@ def _int(doc, path, value, minimum=1) -> int:
         raise doc.error(path, f"expected an integer >= {minimum}, got {value!r}.")
     return value
 
+def _gates(doc: _Doc, path: tuple, gates) -> list[str]:
+    if not isinstance(gates, list): raise doc.error(path, f"expected a list of gates such as ['pass_rate>=0.8'], got {gates!r}.")
+    for i, g in enumerate(gates):
+        try: stats.parse_gate(g)
+        except LlmopsBenchError as e: raise doc.error((*path, i), str(e)) from None
+    return list(gates)
+
+def _list(doc, data, key) -> list:
+    value = data.get(key)
+    if value is None: raise doc.error((), f"the spec needs {key!r}.")
+    return value if isinstance(value, list) else [value]
+
+# %% ../nbs/08a_specs.ipynb #9262ebd4
 def _prompt(doc: _Doc, path: tuple, item, n: int, settings) -> Prompt:
     base = doc.path.parent
     if isinstance(item, str):
@@ -114,21 +129,29 @@ def _prompt(doc: _Doc, path: tuple, item, n: int, settings) -> Prompt:
     except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
     raise doc.error(path, "expected one of the keys template, messages, file or uri.")
 
+# %% ../nbs/08a_specs.ipynb #cf2a5f35
 def _model(doc: _Doc, path: tuple, item) -> Model:
     if isinstance(item, str): item = {"id": item}
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        raise doc.error(path, f"expected a litellm model id or a mapping with 'id' (and settings such as temperature), got {item!r}.")
+        raise doc.error(path, f"expected a model id or a mapping with 'id' (and settings such as temperature), got {item!r}.")
     for k, v in item.items():
         if k in ("temperature", "top_p", "max_tokens", "seed", "rpm") and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise doc.error((*path, k), f"expected a number, got {v!r}.")
     try: return Model(item["id"], **{k: v for k, v in item.items() if k != "id"})
     except (LlmopsBenchError, TypeError) as e: raise doc.error(path, str(e)) from None
 
+# %% ../nbs/08a_specs.ipynb #0c26486a
+def _builds_scorer(f: Callable) -> bool:
+    "Whether `f`'s return annotation is `Scorer` or a subclass (`LlmJudge`, `SemanticSimilarity`...)."
+    kind = inspect.signature(f).return_annotation
+    kind = getattr(scorer_lib, kind, None) if isinstance(kind, str) else kind   # annotations are text under `from __future__ import annotations`
+    return isinstance(kind, type) and issubclass(kind, Scorer)
+
 def scorer_factories() -> dict[str, Callable]:
     "The scorer factories a spec can name: public functions of llmops_bench.scorers that build a `Scorer`."
     skip = {"scorer", "as_scorers", "apply_scorers"}
     return {n: f for n, f in vars(scorer_lib).items() if inspect.isfunction(f) and not n.startswith("_") and n not in skip
-            and f.__module__ == scorer_lib.__name__ and "Scorer" in str(inspect.signature(f).return_annotation)}
+            and f.__module__ == scorer_lib.__name__ and _builds_scorer(f)}
 
 def _scorer(doc: _Doc, path: tuple, item):
     factories = scorer_factories()
@@ -145,18 +168,7 @@ def _scorer(doc: _Doc, path: tuple, item):
     try: return factories[name](**args)
     except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
 
-def _gates(doc: _Doc, path: tuple, gates) -> list[str]:
-    if not isinstance(gates, list): raise doc.error(path, f"expected a list of gates such as ['pass_rate>=0.8'], got {gates!r}.")
-    for i, g in enumerate(gates):
-        try: stats.parse_gate(g)
-        except LlmopsBenchError as e: raise doc.error((*path, i), str(e)) from None
-    return list(gates)
-
-def _list(doc, data, key) -> list:
-    value = data.get(key)
-    if value is None: raise doc.error((), f"the spec needs {key!r}.")
-    return value if isinstance(value, list) else [value]
-
+# %% ../nbs/08a_specs.ipynb #e9990e2f
 def _bench_spec(doc: _Doc, settings: Settings | None) -> Spec:
     data = doc.data
     _unknown(doc, data, SPEC_KEYS)
@@ -193,8 +205,8 @@ _KINDS = ("chat", "completion", "messages", "responses")
 _CONFIG = {"temperature": "temperature", "max_tokens": "max_tokens", "top_p": "top_p", "seed": "seed", "apiBaseUrl": "api_base",
            "apiHost": "api_base", "apiKey": "api_key", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty", "stop": "stop"}
 
-def litellm_id(provider: str, config: dict | None = None) -> str:
-    "The litellm model id of a promptfoo provider id (`openai:chat:gpt-4o-mini` → `gpt-4o-mini`, `ollama:chat:llama3` → `ollama/llama3`)."
+def model_id(provider: str, config: dict | None = None) -> str:
+    "The workbench model id of a promptfoo provider id (`openai:chat:gpt-4o-mini` → `gpt-4o-mini`, `ollama:chat:llama3` → `ollama/llama3`)."
     if provider == "echo": return "bench/echo"
     vendor, sep, rest = provider.partition(":")
     if not sep or vendor in ("exec", "python", "file", "http", "https", "webhook", "golang", "ruby", "browser", "websocket", "sequence"):
@@ -271,6 +283,7 @@ def _render(value, vars: dict):
     if isinstance(value, dict): return {k: _render(v, vars) for k, v in value.items()}
     return value
 
+# %% ../nbs/08a_specs.ipynb #f781cd51
 def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: float | None = None, cost: float | None = None,
                     grader: Callable | None = None) -> tuple[bool, float, str]:
     "(pass, score, reason) of one promptfoo assertion on `output`, following promptfoo's documented semantics."
@@ -345,110 +358,154 @@ RUBRIC_SYSTEM = ("You are grading output according to a user-specified rubric. I
 RUBRIC_USER = "<Output>\n{{output}}\n</Output>\n<Rubric>\n{{rubric}}\n</Rubric>"
 DEFAULT_GRADER, DEFAULT_EMBEDDER = "gpt-4o-mini", "text-embedding-3-large"
 
+def _model_settings(config: dict) -> dict:
+    out = {_CONFIG[k]: v for k, v in config.items() if k in _CONFIG}
+    if "apiKeyEnvar" in config: out["api_key"] = os.environ.get(config["apiKeyEnvar"], "")
+    return out
+
 def _grader_model(spec, fallback: str) -> Model:
+    "The grader (or, with `fallback=DEFAULT_EMBEDDER`, embedding) model a promptfoo `provider` option names."
     if isinstance(spec, Model): return spec
     if spec is None: return Model(fallback)
     if isinstance(spec, dict):
         if "embedding" in spec or "text" in spec: spec = spec.get("embedding" if fallback == DEFAULT_EMBEDDER else "text") or spec.get("text") or spec.get("embedding")
         if isinstance(spec, dict):
             config = spec.get("config") or {}
-            return Model(litellm_id(spec["id"], config), **_model_settings(config))
-    spec = str(spec)   # a promptfoo provider id (openai:gpt-4o-mini, echo) or a litellm id (bench/echo, openai/x)
-    return Model(litellm_id(spec) if spec == "echo" or (":" in spec and "/" not in spec.split(":", 1)[0]) and "://" not in spec else spec)
+            return Model(model_id(spec["id"], config), **_model_settings(config))
+    spec = str(spec)   # a promptfoo provider id (openai:gpt-4o-mini, echo) or a model id (bench/echo, openai/x)
+    return Model(model_id(spec) if spec == "echo" or (":" in spec and "/" not in spec.split(":", 1)[0]) and "://" not in spec else spec)
 
-def _model_settings(config: dict) -> dict:
-    out = {_CONFIG[k]: v for k, v in config.items() if k in _CONFIG}
-    if "apiKeyEnvar" in config: out["api_key"] = os.environ.get(config["apiKeyEnvar"], "")
-    return out
-
-def _rubric_messages(assertion: dict, rubric, output: str, options: dict) -> list[dict]:
+# %% ../nbs/08a_specs.ipynb #a2ce98c7
+def _rubric_messages(assertion: dict, rubric, output: str, vars: dict, options: dict) -> list[dict]:
+    "The grader's chat messages for one `llm-rubric` assertion: promptfoo's default rubric prompt, or the config's `rubricPrompt`."
     custom = assertion.get("rubricPrompt") or options.get("rubricPrompt")
-    values = {"output": output, "rubric": rubric if isinstance(rubric, str) else json.dumps(rubric)}
-    if custom:
-        if isinstance(custom, list): return [{"role": m["role"], "content": render_template(m["content"], values)} for m in custom]
-        return [{"role": "user", "content": render_template(str(custom), values)}]
-    return [{"role": "system", "content": RUBRIC_SYSTEM}, {"role": "user", "content": render_template(RUBRIC_USER, values)}]
+    values = {**vars, "output": output, "rubric": rubric if isinstance(rubric, str) else json.dumps(rubric)}
+    if isinstance(custom, str):
+        try: custom = json.loads(custom) if custom.lstrip().startswith("[") else custom   # chat messages written as JSON text
+        except json.JSONDecodeError: pass
+    if isinstance(custom, list): return [{"role": m["role"], "content": _render(m["content"], values)} for m in custom]
+    if custom: return [{"role": "user", "content": _render(str(custom), values)}]
+    return [{"role": "system", "content": RUBRIC_SYSTEM}, {"role": "user", "content": _render(RUBRIC_USER, values)}]
 
 def _rubric_verdict(text: str | None, error: str | None, threshold) -> tuple[bool, float, str]:
+    "(pass, score, reason) from a grader's answer, as promptfoo reads it; a failed grader call fails the assertion, saying why."
     if text is None: return False, 0.0, f"the grader failed: {error}"
-    found = [o for o in _extract_json(text) if isinstance(o, dict) and ("pass" in o or "score" in o)]
-    if not found: return False, 0.0, f"the grader's answer holds no {{pass, score, reason}} JSON: {text[:200]!r}"
+    found = [o for o in _extract_json(text) if isinstance(o, dict)]
+    if not found: return False, 0.0, f"Could not extract JSON from the grader's answer: {text[:200]!r}"
     v = found[0]
-    try: score = float(v.get("score", 1.0 if v.get("pass") else 0.0))
-    except (TypeError, ValueError): score = 0.0
-    ok = bool(v["pass"]) if "pass" in v else score >= 0.5
+    ok = v.get("pass", True)
+    if not isinstance(ok, bool): ok = bool(re.fullmatch(r"true|yes|pass|y", str(ok).strip(), re.I))
+    try: score = float(v["score"])
+    except (KeyError, TypeError, ValueError): score = float(ok)
     if threshold is not None: ok = ok and score >= float(threshold)
-    return ok, score, str(v.get("reason", ""))
+    return ok, score, str(v.get("reason") or ("Grading passed" if ok else f"Score {score:g} below threshold {threshold}"))
 
-# %% ../nbs/08a_specs.ipynb #b85ca81d
-def _grade_rows(results, tests: list[dict], options: dict, settings: Settings, progress: bool = False):
-    "Grade each row's test (by `input.__test`) with promptfoo's semantics: the `score.assertions` pass/fail, the weighted score and the details."
-    import pandas as pd
-    from llmops_bench.core import Case
-    from llmops_bench.evaluation import open_cache
-    from llmops_bench.runner import Call, Runner, Variant
-    rows = results.to_dict("records")
-    pending = []   # (row index, assertion) pairs that need a model
-    for i, r in enumerate(rows):
-        if isinstance(r["output"], str):
-            pending += [(i, a) for a in tests[int(r["input.__test"])]["assert"] if a.get("type", "").removeprefix("not-") in ("llm-rubric", "similar")]
-    answers: dict = {}
-    rubric = [(i, a) for i, a in pending if a["type"].removeprefix("not-") == "llm-rubric"]
-    if rubric:
-        calls = []
-        for n, (i, a) in enumerate(rubric):
-            vars_ = tests[int(rows[i]["input.__test"])]["vars"]
-            model = _grader_model(a.get("provider") or options.get("provider"), DEFAULT_GRADER)
-            messages = tuple(_rubric_messages(a, _render(a.get("value"), vars_), rows[i]["output"], options))
-            calls.append(Call(Variant(Prompt("llm-rubric", list(messages)), model), Case(f"g{n}", {}), 0, messages,
-                              content_hash({**model.key, "messages": messages, "repeat": 0}, 32)))
-        store = open_cache(None, settings)
-        try: graded = Runner.from_settings(settings, cache=store, progress=progress).run(calls)
-        finally:
-            if store is not None: store.close()
-        for n, (i, a) in enumerate(rubric):
-            g = graded[graded.case_id == f"g{n}"].iloc[0]
-            answers[(i, id(a))] = _rubric_verdict(g.output if isinstance(g.output, str) else None, g.error, a.get("threshold"))
-    similar = [(i, a) for i, a in pending if a["type"].removeprefix("not-") == "similar"]
-    if similar:
-        from llmops_bench.providers import litellm_module
-        litellm = litellm_module()
-        by_model: dict = {}
-        for i, a in similar: by_model.setdefault(_grader_model(a.get("provider") or options.get("provider"), DEFAULT_EMBEDDER), []).append((i, a))
-        for model, items in by_model.items():
-            texts = []
-            for i, a in items:
-                value = _render(a.get("value"), tests[int(rows[i]["input.__test"])]["vars"])
-                texts += [str(v) for v in (value if isinstance(value, list) else [value])] + [rows[i]["output"]]
-            try:
-                data = litellm.embedding(model=model.id, input=texts, num_retries=0, timeout=settings.timeout_s, **model.call_kwargs()).data
-                vectors, error = [d["embedding"] for d in data], None
-            except Exception as e: vectors, error = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            k = 0
-            for i, a in items:
-                value = _render(a.get("value"), tests[int(rows[i]["input.__test"])]["vars"])
-                n = len(value) if isinstance(value, list) else 1
-                if vectors is None: answers[(i, id(a))] = (False, 0.0, f"the embedding model failed: {error}")
-                else:
-                    out, sims = vectors[k + n], [scorer_lib.cosine(vectors[k + j], vectors[k + n]) for j in range(n)]
-                    t, inverse = float(a.get("threshold", 0.75)), a["type"].startswith("not-")
-                    ok = all(s < t for s in sims) if inverse else any(s >= t for s in sims)
-                    best = max(sims)
-                    answers[(i, id(a))] = (ok, float(ok), f"Similarity {best:.3f} {'<' if best < t else '>='} threshold {t}")
-                k += n + 1
-    def grader(base, a, value, output, vars_):
-        return answers[(current, id(a))]
-    passed, scores, details = [], [], []
-    for current, r in enumerate(rows):
-        if not isinstance(r["output"], str):
-            passed.append(float("nan")); scores.append(float("nan")); details.append(None); continue
-        test = tests[int(r["input.__test"])]
-        latency = r["latency_s"] * 1000 if r["latency_s"] is not None and r["latency_s"] == r["latency_s"] else None
-        cost = r["cost_usd"] if r["cost_usd"] is not None and r["cost_usd"] == r["cost_usd"] else None
-        ok, score, rs = grade_test(test["assert"], r["output"], test["vars"], test.get("threshold"), latency_ms=latency, cost=cost, grader=grader)
-        passed.append(float(ok)); scores.append(score); details.append(json.dumps(rs))
-    return results.assign(**{"score.assertions": passed, "assertion_score": scores, "assertions": details,
-                             "test": [tests[int(r["input.__test"])].get("description") or f"test {int(r['input.__test']) + 1}" for r in rows]})
+# %% ../nbs/08a_specs.ipynb #c09da009
+def _spent(row: dict) -> float | None:
+    "What one runner row cost now: nothing when cached or failed; None when the model has no price."
+    if row["cached"] or isinstance(row["error"], str): return 0.0
+    return None if row["cost_usd"] is None or math.isnan(row["cost_usd"]) else float(row["cost_usd"])
+
+def _grade_rubrics(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    "Verdicts of `llm-rubric` items `(key, assertion, rubric, output, test)` by key, and costs by row: one batch of grader calls on `runner`."
+    calls, wanted = {}, []
+    for key, a, rubric, output, test in items:
+        opts = {**options, **(test.get("options") or {})}
+        model = _grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER)
+        messages = _rubric_messages(a, rubric, output, test["vars"], opts)
+        call = Call.of(Variant(Prompt("llm-rubric", messages), model), Case("llm-rubric", {}), 0, messages)
+        calls.setdefault(call.key, call)
+        wanted.append((key, a.get("threshold"), call.key))
+    try: answers = dict(zip(calls, runner.run(list(calls.values())).to_dict("records")))
+    except LlmopsBenchError as e:   # e.g. a grader model no provider serves: each rubric fails and says why
+        return {key: (False, 0.0, f"the grader could not be called: {e}") for key, _, _ in wanted}, {}
+    verdicts, costs, charged = {}, {}, set()
+    for key, threshold, k in wanted:
+        r = answers[k]
+        failure = f"{r['error_type']} after {r['attempts']} attempt(s): {r['error']}" if isinstance(r["error"], str) else None
+        verdicts[key] = _rubric_verdict(None if failure else r["output"], failure, threshold)
+        if k not in charged: charged.add(k); costs.setdefault(key[0], []).append(_spent(r))
+    return verdicts, costs
+
+# %% ../nbs/08a_specs.ipynb #8d0c5bc9
+def _similarity_verdict(sims: list[float], threshold: float, inverse: bool) -> tuple[bool, float, str]:
+    "promptfoo's `similar` verdict from the cosine similarities of the output to each expected value (scores: higher is better)."
+    results = []
+    for sim in sims:
+        ok = sim <= threshold if inverse else sim >= threshold
+        side = "less than" if (ok == inverse) else "greater than or equal to"
+        results.append((ok, 1 - sim if inverse else sim, f"Similarity {sim:.2f} is {side} threshold {threshold}"))
+    if inverse: return next((r for r in results if not r[0]), min(results, key=lambda r: r[1]))   # dissimilar to every value
+    if len(results) == 1 or any(r[0] for r in results): return next((r for r in results if r[0]), results[0])
+    return False, max(r[1] for r in results), "None of the provided values met the similarity threshold"
+
+def _grade_similar(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    "Verdicts of `similar` items `(key, assertion, expected, output, test)` by key, and costs by row: one `runner.embed` per embedding model."
+    groups, verdicts, costs = {}, {}, {}
+    for key, a, value, output, test in items:
+        provider = a.get("provider") or (test.get("options") or {}).get("provider") or options.get("provider")
+        groups.setdefault(_grader_model(provider, DEFAULT_EMBEDDER), []).append((key, a, value, output, test))
+    for model, group in groups.items():
+        expected = {key: [str(v) for v in (value if isinstance(value, list) else [value])] for key, _, value, _, _ in group}
+        try: vectors, cost = runner.embed(model, [t for key, _, _, output, _ in group for t in (*expected[key], output)])
+        except LlmopsBenchError as e:
+            verdicts.update({key: (False, 0.0, f"the embedding model {model.id} failed: {e}") for key, *_ in group}); continue
+        costs.setdefault(group[0][0][0], []).append(cost)
+        for key, a, _, output, _ in group:
+            sims = [scorer_lib.cosine(vectors[t], vectors[output]) for t in expected[key]]
+            verdicts[key] = _similarity_verdict(sims, float(a.get("threshold", 0.75)), a["type"].startswith("not-"))
+    return verdicts, costs
+
+# %% ../nbs/08a_specs.ipynb #6e106cf1
+def _number(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+def _total(costs: list) -> float | None:
+    return None if any(c is None for c in costs) else float(sum(costs))
+
+class PromptfooAssertions(Scorer):
+    "promptfoo's assertions of each row's test as one scorer: `score.assertions` is 1 when the test passes, the details its rationale."
+    uses_models = gives_rationale = True
+
+    def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions"):
+        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost"}
+        super().__init__(None, name, needs_row=bool(row_kinds))
+        self.tests, self.options = tests, dict(options or {})
+
+    def test(self, case: dict) -> dict:
+        "The promptfoo test a case stands for."
+        return self.tests[int(case["__test"])]
+
+    def __call__(self, output: str, case: dict, row: dict | None = None) -> Score:
+        "Grade one output (without a runner: `llm-rubric` and `similar` need `score_many` with the evaluation's runner)."
+        result = self.score_many([output], [case], None if row is None else [row])[0]
+        if isinstance(result, Exception): raise result
+        return result
+
+    def score_many(self, outputs, cases, rows=None, runner=None) -> list[Score | Exception]:
+        "Each output's test graded: model-graded assertions first, in one batch each through `runner`, then every assertion in order."
+        tests = [self.test(c) for c in cases]
+        graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], t) for i, t in enumerate(tests) for a in t["assert"]
+                  if a.get("type", "").removeprefix("not-") in ("llm-rubric", "similar") and a.get("value") not in (None, "")]
+        if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: llm-rubric and similar need the evaluation's runner; use evaluate().")
+        verdicts, costs = {}, [[] for _ in outputs]
+        for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar)):
+            if items := [g for g in graded if g[1]["type"].removeprefix("not-") == kind]:
+                found, spent = grade(items, self.options, runner)
+                verdicts.update(found)
+                for i, c in spent.items(): costs[i] += c
+        return [self._grade(i, output, test, rows[i] if rows is not None else {}, verdicts, _total(costs[i]))
+                for i, (output, test) in enumerate(zip(outputs, tests))]
+
+    def _grade(self, i: int, output: str, test: dict, row: dict, verdicts: dict, cost: float | None) -> Score | Exception:
+        def grader(base, a, value, output, vars):
+            if (i, id(a)) not in verdicts: raise LlmopsBenchError(f"{a['type']} needs a value.")
+            return verdicts[(i, id(a))]
+        latency = _number(row.get("latency_s"))
+        try: ok, _, details = grade_test(test["assert"], output, test["vars"], test.get("threshold"), grader=grader,
+                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")))
+        except Exception as e: return e
+        return Score({self.name: float(ok)}, json.dumps(details), cost)
 
 # %% ../nbs/08a_specs.ipynb #aa06ec71
 def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
@@ -478,6 +535,7 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
         else: out.append(Prompt(label or f"prompt{i + 1}", item))
     return out
 
+# %% ../nbs/08a_specs.ipynb #690afa7d
 def _pf_providers(doc: _Doc, data, unsupported: list) -> list[Model]:
     items = data.get("providers", data.get("targets"))
     if items is None: raise doc.error((), "a promptfoo config needs 'providers'.")
@@ -490,10 +548,11 @@ def _pf_providers(doc: _Doc, data, unsupported: list) -> list[Model]:
         else: raise doc.error(path, f"expected a provider id such as openai:gpt-4o-mini or {{id, label, config}}, got {item!r}.")
         for k in config:
             if k not in _CONFIG and k != "apiKeyEnvar": unsupported.append(f"providers[{i}].config.{k} (line {doc.line((*path, 'config', k))})")
-        try: out.append(Model(litellm_id(pid, config), label=label, **_model_settings(config)))
+        try: out.append(Model(model_id(pid, config), label=label, **_model_settings(config)))
         except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
     return out
 
+# %% ../nbs/08a_specs.ipynb #b43a5473
 def _pf_tests(doc: _Doc, data, unsupported: list) -> list[dict]:
     items = data.get("tests")
     if items is None: raise doc.error((), "a promptfoo config needs 'tests'.")
@@ -512,26 +571,21 @@ def _pf_tests(doc: _Doc, data, unsupported: list) -> list[dict]:
             for k in item:
                 if k not in ("description", "vars", "assert", "threshold", "options", "metadata"): unsupported.append(f"tests[{i}].{k} (line {doc.line(('tests', i, k))})")
             tests.append({"description": item.get("description"), "vars": dict(item.get("vars") or {}), "assert": list(item.get("assert") or []),
-                          **({"threshold": float(item["threshold"])} if item.get("threshold") is not None else {}), "_line": doc.line(("tests", i))})
+                          **({"threshold": float(item["threshold"])} if item.get("threshold") is not None else {}),
+                          **({"options": dict(item["options"])} if item.get("options") else {}), "_line": doc.line(("tests", i))})
         else: raise doc.error(("tests", i), f"expected a test mapping or file://tests.csv, got {item!r}.")
     return tests
 
-def _promptfoo_spec(doc: _Doc) -> Spec:
-    import pandas as pd
-    data, unsupported = doc.data, []
-    for k in data:
-        if k not in _SUPPORTED_TOP: unsupported.append(f"{k} (line {doc.line((k,))})")
-    prompts = _pf_prompts(doc, data)
-    models = _pf_providers(doc, data, unsupported)
-    tests = _pf_tests(doc, data, unsupported)
-    if not tests: raise doc.error(("tests",), "no tests.")
-    default = data.get("defaultTest") or {}
+# %% ../nbs/08a_specs.ipynb #50ed4912
+def _pf_defaults(doc: _Doc, tests: list[dict], default: dict, unsupported: list) -> None:
+    "Merge `defaultTest` into each test (in place) and check each test's vars and assertions."
     for k in default:
         if k not in ("vars", "assert", "options", "threshold"): unsupported.append(f"defaultTest.{k} (line {doc.line(('defaultTest', k))})")
-    options = dict(default.get("options") or {})
-    for k in options:
+    for k in default.get("options") or {}:
         if k not in ("provider", "rubricPrompt"): unsupported.append(f"defaultTest.options.{k}")
     for n, t in enumerate(tests):
+        for k in t.get("options") or {}:
+            if k not in ("provider", "rubricPrompt"): unsupported.append(f"tests[{n}].options.{k}")
         t["vars"] = {**(default.get("vars") or {}), **t["vars"]}
         t["assert"] = [*(default.get("assert") or []), *t["assert"]]
         if "threshold" not in t and default.get("threshold") is not None: t["threshold"] = float(default["threshold"])
@@ -544,6 +598,19 @@ def _promptfoo_spec(doc: _Doc) -> Spec:
                 unsupported.append(f"assertion type {a['type']!r} (test {n + 1}): the test fails with that reason")
             for k in a:
                 if k not in ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric"): unsupported.append(f"assertion key {k!r} (test {n + 1})")
+
+# %% ../nbs/08a_specs.ipynb #996c0f34
+def _promptfoo_spec(doc: _Doc) -> Spec:
+    import pandas as pd
+    data, unsupported = doc.data, []
+    for k in data:
+        if k not in _SUPPORTED_TOP: unsupported.append(f"{k} (line {doc.line((k,))})")
+    prompts = _pf_prompts(doc, data)
+    models = _pf_providers(doc, data, unsupported)
+    tests = _pf_tests(doc, data, unsupported)
+    if not tests: raise doc.error(("tests",), "no tests.")
+    default = data.get("defaultTest") or {}
+    _pf_defaults(doc, tests, default, unsupported)
     for p in prompts:
         for t in tests:
             if (missing := [v for v in p.variables if v not in t["vars"]]):
@@ -552,11 +619,8 @@ def _promptfoo_spec(doc: _Doc) -> Spec:
     names = sorted({k for t in tests for k in t["vars"]})
     frame = pd.DataFrame([{"id": f"test-{n + 1:03d}", **{k: t["vars"].get(k, "") for k in names}, "__test": n,
                            "__assert": json.dumps(t["assert"], sort_keys=True, default=str)} for n, t in enumerate(tests)])
-    dataset = Dataset(frame, source=str(doc.path))
-    spec = Spec(doc.path, "promptfoo", prompts, models, dataset, [], experiment=None,
+    return Spec(doc.path, "promptfoo", prompts, models, Dataset(frame, source=str(doc.path)), [PromptfooAssertions(tests, default.get("options"))],
                 gates=["score.assertions>=1", "error_rate<=0"], unsupported=list(dict.fromkeys(unsupported)))
-    spec.grade = lambda results, settings, progress=False: _grade_rows(results, tests, options, settings, progress)
-    return spec
 
 # %% ../nbs/08a_specs.ipynb #2e518795
 def load_spec(path: str | Path, settings: Settings | None = None) -> Spec:
@@ -565,6 +629,7 @@ def load_spec(path: str | Path, settings: Settings | None = None) -> Spec:
     if "providers" in doc.data or "targets" in doc.data: return _promptfoo_spec(doc)
     return _bench_spec(doc, settings)
 
+# %% ../nbs/08a_specs.ipynb #0d0a7016
 @dataclass
 class SpecRun:
     "A spec's evaluation: results, summary, ranking, gate report and, for promptfoo, each test's verdict."
@@ -579,42 +644,53 @@ class SpecRun:
     def run_id(self) -> str | None: return self.results.run_id
 
     @property
-    def exit_code(self) -> int: return 1 if self.gates is not None and not self.gates.passed else 0
+    def unlogged(self) -> Path | None:
+        "The folder the results were saved in because the tracking store could not take them (None when logged, or `log=False`)."
+        return self.results.unlogged
+
+    @property
+    def exit_code(self) -> int:
+        "The command line's code: 3 when the results could not be logged, else 1 when a gate failed, else 0."
+        return 3 if self.unlogged is not None else 1 if self.gates is not None and not self.gates.passed else 0
 
     def to_dict(self) -> dict:
         "JSON-ready: what `llmops-bench eval --json` prints."
         rec = lambda df: None if df is None else json.loads(df.to_json(orient="records", default_handler=str))
         return {"spec": str(self.spec.path), "kind": self.spec.kind, "run_id": self.run_id, "exit_code": self.exit_code,
+                "unlogged": None if self.unlogged is None else str(self.unlogged), "log_error": self.results.log_error,
                 "unsupported": self.spec.unsupported, "summary": rec(self.summary), "ranking": rec(self.ranking),
                 "gates": None if self.gates is None else {"passed": self.gates.passed, "failures": self.gates.failures, "rows": rec(self.gates.rows)},
                 "tests": rec(self.tests)}
 
+# %% ../nbs/08a_specs.ipynb #e0fde904
+def _first_failure(details, error, score_error) -> str:
+    if isinstance(error, str): return f"call failed: {error}"
+    if isinstance(score_error, str): return f"not graded: {score_error}"
+    if not isinstance(details, str): return ""
+    return next((f"{d['type']}: {d['reason']}" for d in json.loads(details) if not d["pass"]), "")
+
+def _tests_table(results, assertions: PromptfooAssertions):
+    "variant, case_id, repeat, test, passed, reason: each call's promptfoo test and its verdict."
+    t = results.reindex(columns=[*results.columns, *[c for c in ("score_error", "rationale.assertions") if c not in results]])
+    names = [assertions.test({"__test": n}).get("description") or f"test {int(n) + 1}" for n in t["input.__test"]]
+    reasons = [_first_failure(d, e, s) for d, e, s in zip(t[f"rationale.{assertions.name}"], t["error"], t["score_error"])]
+    return t[["variant", "case_id", "repeat"]].assign(test=names, passed=t[f"score.{assertions.name}"].eq(1).tolist(), reason=reasons)
+
+# %% ../nbs/08a_specs.ipynb #593656bf
 def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: list[str] | None = None, log: bool = True,
              progress: bool = False, settings: Settings | None = None) -> SpecRun:
-    "Evaluate a spec (a path or a loaded `Spec`), log it to MLflow unless `log=False`, rank the variants and check the gates."
-    from llmops_bench.evaluation import evaluate, log as log_results
+    "Evaluate a spec (a path or a loaded `Spec`) with one `evaluate()` call (logged unless `log=False`), rank the variants, check the gates."
+    from llmops_bench.evaluation import evaluate
     settings = settings or load_settings()
     spec = path if isinstance(path, Spec) else load_spec(path, settings)
     all_gates = [*spec.gates, *(gates or [])]
     for g in all_gates: stats.parse_gate(g)
     results = evaluate(spec.prompts, spec.models, spec.dataset, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
-                       progress=progress, log=False, settings=settings)
-    tests = None
-    if spec.grade is not None:
-        results.results = spec.grade(results.results, settings, progress)
-        results.spec["scorers"] = ["assertions"]
-        t = results.results
-        tests = t[["variant", "case_id", "repeat", "test"]].assign(passed=t["score.assertions"].eq(1),
-                 reason=[_first_failure(d, e) for d, e in zip(t["assertions"], t["error"])])
-    results.spec["spec_file"] = str(spec.path)
-    if log: log_results(results, experiment or spec.experiment, settings)
+                       progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings)
+    assertions = next((s for s in spec.scorers if isinstance(s, PromptfooAssertions)), None)
+    tests = _tests_table(results.results, assertions) if assertions is not None else None
     summary = results.summary()
     scores = stats.summary_scores(summary)
     ranking = stats.rank(results.results, scores[0]) if scores and len(summary) > 1 else None
     report = stats.check_gates(summary, all_gates) if all_gates else None
     return SpecRun(spec, results, summary, ranking, report, tests)
-
-def _first_failure(details, error) -> str:
-    if isinstance(error, str): return f"call failed: {error}"
-    if not isinstance(details, str): return ""
-    return next((f"{d['type']}: {d['reason']}" for d in json.loads(details) if not d["pass"]), "")
