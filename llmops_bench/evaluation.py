@@ -12,7 +12,9 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
+import random
 import threading
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
@@ -23,7 +25,8 @@ from . import stats
 from . import tracking
 
 # %% auto #0
-__all__ = ['Results', 'open_cache', 'evaluation_spec', 'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs']
+__all__ = ['SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variants_from_spec', 'evaluate', 'log_results',
+           'log', 'load', 'runs']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
@@ -51,6 +54,21 @@ class Results:
     def check(self, gates, baseline: Results | None = None, variant: str | None = None):
         "The gate report of `gates` (e.g. `['pass_rate>=0.8', 'score.exact_match>=baseline-0.02']`) on this summary."
         return stats.check_gates(self.summary(), gates, baseline.summary() if baseline is not None else None, variant)
+
+    def cases_needed(self, a: str | int, b: str | int, effect: float, score: str | None = None, power: float = 0.8,
+                     alpha: float = 0.05):
+        "How many cases a comparison of `a` and `b` needs to see a difference of `effect`, estimated from this run as a pilot."
+        return stats.plan_from_pilot(self.results, a, b, effect, score, power, alpha)
+
+    @property
+    def stopping(self) -> str | None:
+        "How a sequential evaluation (`stop='decided'`) ended, in words; None for a run of every case."
+        r = self.spec.get("sequential")
+        if not r: return None
+        cost = f" (about ${r['cost_not_spent_usd']:.4g} not spent)" if r.get("cost_not_spent_usd") else ""
+        verdicts = "; ".join(f"{d['b']} vs {d['a']}: {d['decision']} ({d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])" for d in r["decisions"])
+        return (f"stopped after {r['cases_used']} of {r['cases_total']} cases ({r['stopped_because']}): {verdicts}. "
+                f"{r['calls_not_sent']} calls not sent{cost}.")
 
     def agreement(self, judge_score: str, human_column: str):
         "How well an LLM-judge score agrees with human ratings in `human_column` (Cohen's kappa or Spearman)."
@@ -133,33 +151,42 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
              scorers=None, *, variants: Iterable[Variant | tuple[Prompt, Model | str]] | None = None, cases: Iterable[str] | None = None,
              repeats: int = 1, concurrency: int | None = None, model_concurrency: int | None = None, retries: int | None = None,
              timeout_s: float | None = None, rpm: float | None = None, backoff_s: float = 0.5, cache: bool | str | Path | None = None,
-             stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None, stop: threading.Event | None = None,
-             experiment: str | None = None, log: bool = True, trace: bool = False, parent_run_id: str | None = None,
-             settings: Settings | None = None) -> Results:
+             stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None,
+             stop: threading.Event | str | None = None, alpha: float = 0.05, min_cases: int = 100, batch: int = 50,
+             effect: float | None = None, decide_on: str | None = None, seed: int = 0, experiment: str | None = None, log: bool = True,
+             trace: bool = False, parent_run_id: str | None = None, settings: Settings | None = None) -> Results:
     "Run prompts × models (or explicit `variants`) on the cases, score the outputs, log to MLflow unless `log=False`; the `Results`."
     settings = settings or load_settings()
     if data is None: raise LlmopsBenchError("evaluate needs data: a Dataset, a DataFrame, a list of dicts or a csv/jsonl/json/parquet path.")
     dataset = Dataset.coerce(data) if cases is None else Dataset.coerce(data).subset(cases)
     scorer_list = as_scorers(scorers)
     calls = _plan(prompts, models, variants, dataset, repeats)   # bad templates and models fail here, before any call
+    rule = _sequential_rule(stop, scorer_list, calls, alpha, min_cases, batch, effect, decide_on, seed)
+    cancel = stop if isinstance(stop, threading.Event) else None
     store = open_cache(cache, settings)
     runner = Runner.from_settings(settings, concurrency=concurrency or None, model_concurrency=model_concurrency or None, retries=retries,
                                   timeout_s=timeout_s or None, rpm=rpm or None, backoff_s=backoff_s, cache=store, stream=stream,
                                   progress=progress)
     try:
-        rows = run_sync(lambda: runner.arun(calls, on_row, stop))
-        done = [i for i, r in enumerate(rows) if r is not None]
-        # scorers get the runner: an LLM judge's calls share the cache, retries, limits and policy of the evaluation
-        table = apply_scorers(results_frame([rows[i] for i in done]), [calls[i].case.inputs for i in done], scorer_list, runner=runner)
+        if rule is None: table, record = _run(runner, calls, scorer_list, on_row, cancel), None
+        else: table, record = _run_sequential(runner, calls, scorer_list, on_row, cancel, rule)
     finally:
         if store is not None: store.trim(); store.close()
     spec = evaluation_spec(calls, dataset, scorer_list, runner, repeats, experiment=tracking.experiment_name(experiment, settings),
                            scorer_code=[s for s in _listed(scorers) if isinstance(s, str)])
     if cases is not None: spec["dataset"]["case_ids"] = [c.id for c in dataset]
-    if len(done) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(done)}
+    if record is not None: spec["sequential"] = record
+    elif len(table) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(table)}
     results = Results(table, spec)
     if log and len(table): _log_or_keep(results, settings, trace, parent_run_id or tracking.job_run_id())
     return results
+
+def _run(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel) -> "pd.DataFrame":
+    "Send `calls` at once (one set of limits for all of them); the scored table of those that finished."
+    rows = run_sync(lambda: runner.arun(calls, on_row, cancel))
+    done = [i for i, r in enumerate(rows) if r is not None]
+    # scorers get the runner: an LLM judge's calls share the cache, retries, limits and policy of the evaluation
+    return apply_scorers(results_frame([rows[i] for i in done]), [calls[i].case.inputs for i in done], scorers, runner=runner)
 
 def _plan(prompts, models, variants, dataset: Dataset, repeats: int) -> list[Call]:
     if variants is None: return plan(prompts, models, dataset, repeats)
@@ -169,6 +196,62 @@ def _plan(prompts, models, variants, dataset: Dataset, repeats: int) -> list[Cal
 
 def _listed(scorers) -> list:
     return [] if scorers is None else [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers)
+
+# %% ../nbs/08_evaluation.ipynb #e535e97d
+SEQUENTIAL_DESIGN = ("anytime-valid betting confidence sequences on paired per-case differences (Waudby-Smith & Ramdas 2023), "
+                     "each variant against the first, Holm-corrected")
+
+@dataclass
+class _Rule:
+    alpha: float
+    min_cases: int
+    batch: int
+    effect: float | None
+    score: str | None
+    seed: int
+
+def _sequential_rule(stop, scorers: Sequence, calls: Sequence[Call], alpha, min_cases, batch, effect, decide_on, seed) -> _Rule | None:
+    "The stopping rule `stop='decided'` asks for, checked before any call (None for a run of every call)."
+    if stop is None or isinstance(stop, threading.Event): return None
+    if stop != "decided": raise LlmopsBenchError(f"stop is 'decided' (a sequential evaluation) or a threading.Event, got {stop!r}.")
+    if len({c.variant for c in calls}) < 2: raise LlmopsBenchError("stop='decided' compares variants: give at least two.")
+    names = [s.name for s in scorers]
+    if decide_on is None and len(names) != 1:
+        raise LlmopsBenchError(f"stop='decided' needs one score to decide on: pass decide_on= one of {names or 'the scorers (none given)'}.")
+    for name, value, ok in (("alpha", alpha, 0 < alpha < 1), ("min_cases", min_cases, isinstance(min_cases, int) and min_cases >= 1),
+                            ("batch", batch, isinstance(batch, int) and batch >= 1), ("effect", effect, effect is None or 0 < abs(effect) < 1)):
+        if not ok: raise LlmopsBenchError(f"{name}={value!r} is out of range (alpha in (0, 1), min_cases and batch whole numbers ≥ 1, effect in (0, 1)).")
+    return _Rule(alpha, min_cases, batch, effect, decide_on or names[0], seed)
+
+# %% ../nbs/08_evaluation.ipynb #cad5798e
+def _run_sequential(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel, rule: _Rule):
+    "Cases in a seeded random order, a batch at a time across every variant, until the comparisons are decided; the table and a record."
+    import pandas as pd
+    by_case: dict[str, list[Call]] = {}
+    for c in calls: by_case.setdefault(c.case.id, []).append(c)
+    order = list(by_case)
+    random.Random(rule.seed).shuffle(order)
+    tables, decisions, reason, used = [], [], "the cases ran out", 0
+    for start in range(0, len(order), rule.batch):
+        tables.append(_run(runner, [c for i in order[start:start + rule.batch] for c in by_case[i]], scorers, on_row, cancel))
+        used, table = min(len(order), start + rule.batch), pd.concat(tables, ignore_index=True)
+        if cancel is not None and cancel.is_set(): reason = "stopped by the user"; break
+        decisions = stats.sequential_decisions(table, rule.score, rule.alpha, rule.effect)
+        if used >= rule.min_cases and all(d.decided for d in decisions): reason = "decided"; break
+    return table, {"design": SEQUENTIAL_DESIGN, **asdict(rule), "cases_used": used, "cases_total": len(order), "stopped_because": reason,
+                   "calls_sent": len(table), "calls_not_sent": len(calls) - len(table), "cost_not_spent_usd": _unspent(table, calls),
+                   "decisions": [asdict(d) for d in decisions]}
+
+def _unspent(table, calls: Sequence[Call]) -> float | None:
+    "What the calls not sent would have cost, at each variant's mean cost per call so far (None when a cost is unknown)."
+    planned = {}
+    for c in calls: planned[c.variant.name] = planned.get(c.variant.name, 0) + 1
+    total = 0.0
+    for variant, n in planned.items():
+        costs = table.loc[table.variant == variant, "cost_usd"]
+        if n > len(costs) and (costs.isna().any() or not len(costs)): return None
+        total += (n - len(costs)) * (float(costs.mean()) if len(costs) else 0.0)
+    return total
 
 # %% ../nbs/08_evaluation.ipynb #fb89f704
 def log_results(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False,

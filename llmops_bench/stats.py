@@ -571,7 +571,7 @@ class SequentialDecision:
     lo: float
     hi: float
     p_value: float
-    decision: str = "undecided"     # "b better", "a better", "no difference of the effect's size", "undecided"
+    decision: str = "undecided"     # "<variant> is better", "no difference of the effect's size", "undecided"
 
     @property
     def decided(self) -> bool: return self.decision != "undecided"
@@ -588,6 +588,7 @@ def sequential_decision(d, a: str = "a", b: str = "b", alpha: float = 0.05, effe
     alive = (betting_capital(x[None, :], grid, alpha) < 1 / alpha).all(axis=1)   # never ruled out: the running intersection
     kept = 2 * grid[alive, 0] - 1
     lo, hi = (float(kept.min()), float(kept.max())) if len(kept) else (float(d.mean()),) * 2
+    lo, hi = (-1.0 if alive[0] else lo), (1.0 if alive[-1] else hi)   # the grid stops short of the ends, the scores do not
     out = SequentialDecision(a, b, len(d), float(d.mean()), lo, hi, p)
     if effect is not None and -abs(effect) < lo and hi < abs(effect): out.decision = "no difference of the effect's size"
     return out
@@ -603,5 +604,5 @@ def sequential_decisions(results, score: str | None = None, alpha: float = 0.05,
         pair = _paired(results, col, variants[0], v)
         out.append(sequential_decision((pair["b"] - pair["a"]).to_numpy(), variants[0], v, alpha, effect))
     for s, p in zip(out, holm([s.p_value for s in out])):
-        if p < alpha: s.decision = f"{'b' if s.diff > 0 else 'a'} better"
+        if p < alpha: s.decision = f"{s.b if s.diff > 0 else s.a} is better"
     return out

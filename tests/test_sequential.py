@@ -100,3 +100,35 @@ def test_cases_needed_for_a_continuous_score_reaches_its_power_with_wilcoxon() -
     power = np.mean([wilcoxon(row).pvalue < ALPHA for row in d])
     print(f"continuous: planned {plan.n} (paired t {plan.n_normal}), simulated Wilcoxon power {power:.3f}")
     assert abs(power - 0.8) < 0.04
+
+
+def _cases(n: int) -> list[dict]:
+    "Questions whose answer sits in the second sentence of the context: bench/extractive finds it, bench/lead (first sentence) never."
+    return [{"id": f"q{i}", "context": f"Item {i} is red. Item {i} weighs {i % 97} kg.", "question": f"How many kg does item {i} weigh?",
+             "answer": f"{i % 97} kg"} for i in range(n)]
+
+
+def test_a_planted_difference_stops_after_a_fraction_of_the_calls(tmp_path) -> None:
+    import llmops_bench as lb
+    prompt = lb.Prompt("w", "{{context}}\n\nQuestion: {{question}}")
+    ev = lb.evaluate(prompt, ["bench/lead", "bench/extractive"], _cases(2000), scorers=["contains()"], stop="decided",
+                     cache=False, progress=False, log=False)
+    record = ev.spec["sequential"]
+    print(ev.stopping)
+    print(f"calls sent {record['calls_sent']} of {record['calls_sent'] + record['calls_not_sent']}")
+    assert record["stopped_because"] == "decided" and record["decisions"][0]["decision"] == f"{ev.variants[1]} is better"
+    assert record["calls_sent"] == len(ev.results) < 0.1 * 4000
+
+
+def test_identical_variants_never_get_a_false_better(tmp_path) -> None:
+    import llmops_bench as lb
+    same = [lb.Prompt("w", "{{context}}\n\nQuestion: {{question}}"), lb.Prompt("w", "{{context}}\n\nQuestion:  {{question}}")]
+    to_the_end = lb.evaluate(same, "bench/extractive", _cases(2000), scorers=["contains()"], stop="decided", cache=False,
+                             progress=False, log=False).spec["sequential"]
+    futile = lb.evaluate(same, "bench/extractive", _cases(2000), scorers=["contains()"], stop="decided", effect=0.05, cache=False,
+                         progress=False, log=False).spec["sequential"]
+    print(f"identical variants: {to_the_end['stopped_because']} after {to_the_end['cases_used']} cases; with effect=0.05: "
+          f"{futile['stopped_because']} after {futile['cases_used']} cases ({futile['decisions'][0]['decision']})")
+    assert (to_the_end["stopped_because"], to_the_end["cases_used"], to_the_end["decisions"][0]["decision"]) == ("the cases ran out", 2000, "undecided")
+    assert futile["stopped_because"] == "decided" and futile["decisions"][0]["decision"] == "no difference of the effect's size"
+    assert futile["cases_used"] < 2000
