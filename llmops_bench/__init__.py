@@ -14,7 +14,7 @@ _EXPORTS = {
     "register_prompt": "tracking", "load_prompt": "tracking",
     "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "widgets", "specs", "jobs", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "views", "notebooks", "widgets", "specs", "jobs", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):

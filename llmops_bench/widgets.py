@@ -7,248 +7,37 @@ Docs: https://llmops-bench.github.io/llmops-bench/widgets.html.md"""
 # %% ../nbs/09_widgets.ipynb #f4caab13
 from __future__ import annotations
 
-import asyncio
-import difflib
-import getpass
-import html
-import io
 import itertools
 import json
-import math
-import re
-import tempfile
 import threading
-import time
-from datetime import datetime, timezone
 from pathlib import Path
-from pprint import pformat
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as W
 
-from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
-from .runner import Call, Runner, plan, results_frame, run_sync
-from .evaluation import Results, open_cache
-from . import evaluation, plots, providers, scorers as scorers_module, stats, tracking
+from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, TemplateError, load_settings
+from .evaluation import Results
+from . import Variant   # the vocabulary noun (lb.Variant): a column is named after its variant
+from . import evaluation, notebooks, plots, scorers as scorers_module, stats, tracking, views
+from .views import escape, note
 
 # %% auto #0
-__all__ = ['ERROR_WORDS', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'SCRAP_MIME', 'escape', 'output_html',
-           'score_colour', 'facts', 'word_diff', 'resolve_scorers', 'session_calls', 'session_spec',
-           'variants_from_spec', 'make_runner', 'score_rows', 'evaluate_variants', 'read_ratings', 'save_rating',
-           'run_link', 'parse_model_settings', 'kernel_loop_running', 'Column', 'Compare', 'write_job', 'Grid', 'Runs']
+__all__ = ['OFFLINE_MODELS', 'prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'Column', 'CaseForm',
+           'DiffView', 'SessionRatings', 'faulty_variants', 'Compare', 'Grid', 'combine_runs', 'Runs']
 
 # %% ../nbs/09_widgets.ipynb #cadec829
-def escape(text: Any) -> str:
-    "`text` as HTML that displays it literally (model output is untrusted: `<script>` is shown, never run)."
-    if text is None or (isinstance(text, float) and math.isnan(text)): return ""
-    return html.escape(str(text), quote=True)
+def prompt_text(prompt: Prompt) -> str:
+    "A prompt's template as a column shows it: the text, or the chat messages as JSON."
+    return prompt.template if isinstance(prompt.template, str) else json.dumps(prompt.template, indent=1)
 
-def output_html(text: Any) -> str:
-    "A model output as an escaped, wrapped block."
-    return f'<div class="lb-text" style="white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,monospace);font-size:12px">{escape(text)}</div>'
+def prompt_from_text(prompt: Prompt, text: str) -> Prompt:
+    "The prompt a column holds: `prompt` itself while `text` is unchanged (its version and registry link kept), else a new version."
+    if text == prompt_text(prompt): return prompt
+    if not text.lstrip().startswith("["): return Prompt(prompt.name, text)
+    try: return Prompt(prompt.name, json.loads(text))
+    except json.JSONDecodeError as e: raise LlmopsBenchError(f"Prompt {prompt.name!r}: the messages are not valid JSON ({e.msg}).") from None
 
-# %% ../nbs/09_widgets.ipynb #019e2def
-ERROR_WORDS = {"rate_limit": "rate limited by the provider", "timeout": "timed out", "server": "the provider had a server error",
-               "bad_response": "the reply could not be used", "auth": "the provider refused the credentials",
-               "bad_request": "the provider rejected the request", "policy": "refused by the team's model policy", "other": "failed"}
-
-def score_colour(value: float | None) -> str:
-    "A background colour for a score in [0, 1], red through amber to green; grey when unknown or out of range."
-    if value is None or not isinstance(value, (int, float)) or math.isnan(value) or not 0 <= value <= 1: return "#eceff1"
-    return f"hsl({round(120 * value)}, 65%, 82%)"
-
-def _number(v) -> float | None:
-    try: f = float(v)
-    except (TypeError, ValueError): return None
-    return None if math.isnan(f) else f
-
-def facts(row: Mapping) -> str:
-    "HTML of one call's facts: the error in words when it failed, else latency, ttft, tokens, cost, scores and a cache badge."
-    if isinstance(row.get("error"), str):
-        kind = row.get("error_type") or "other"
-        return (f'<div class="lb-error" style="color:#b71c1c"><b>Failed: {escape(ERROR_WORDS.get(kind, kind))}</b> '
-                f'({escape(kind)}) — {escape(row["error"])}</div>')
-    parts = []
-    if (x := _number(row.get("latency_s"))) is not None: parts.append(f"latency {x:.2f} s")
-    if (x := _number(row.get("ttft_s"))) is not None: parts.append(f"ttft {x:.2f} s")
-    pt, ct = _number(row.get("prompt_tokens")), _number(row.get("completion_tokens"))
-    if pt is not None or ct is not None: parts.append(f"tokens {int(pt or 0)} in / {int(ct or 0)} out")
-    cost = _number(row.get("cost_usd"))
-    parts.append("cost unknown" if cost is None else f"cost ${cost:.6f}".rstrip("0").rstrip(".") if cost else "cost $0")
-    badge = ('<span class="lb-cached" style="background:#e3f2fd;border-radius:3px;padding:0 4px">cached</span>' if row.get("cached")
-             else '<span class="lb-sent" style="background:#f1f8e9;border-radius:3px;padding:0 4px">sent</span>')
-    scores = [f'<span class="lb-score" style="background:{score_colour(v)};border-radius:3px;padding:0 4px">{escape(k[6:])} {v:.3g}</span>'
-              for k in row if str(k).startswith("score.") and (v := _number(row[k])) is not None]
-    problem = f'<div style="color:#8d6e63">scorer problem: {escape(row["score_error"])}</div>' if isinstance(row.get("score_error"), str) else ""
-    return f'<div class="lb-facts" style="font-size:12px">{" · ".join(parts)} {badge} {" ".join(scores)}{problem}</div>'
-
-# %% ../nbs/09_widgets.ipynb #054480a1
-_WORDS = re.compile(r"\S+|\s+")
-
-def word_diff(a: str | None, b: str | None) -> str:
-    "HTML of a word-level diff from `a` to `b` (difflib): removed words struck through in red, added words in green, all escaped."
-    wa, wb = (_WORDS.findall(x) if isinstance(x, str) else [] for x in (a, b))   # a failed call has no output (None or NaN)
-    out = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
-        if op == "equal": out.append(escape("".join(wa[i1:i2])))
-        if op in ("delete", "replace"): out.append(f'<del style="background:#ffebee;color:#b71c1c">{escape("".join(wa[i1:i2]))}</del>')
-        if op in ("insert", "replace"): out.append(f'<ins style="background:#e8f5e9;color:#1b5e20;text-decoration:none">{escape("".join(wb[j1:j2]))}</ins>')
-    return f'<div class="lb-diff" style="white-space:pre-wrap;font-size:12px">{"".join(out)}</div>'
-
-# %% ../nbs/09_widgets.ipynb #4045f1f2
-def _scorer_list(scorers) -> list:
-    return [] if scorers is None else [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers)
-
-def resolve_scorers(scorers) -> list:
-    "Checked `Scorer`s from scorer objects, functions, or code text such as `'exact_match()'` (evaluated among `llmops_bench.scorers`)."
-    built = []
-    for s in _scorer_list(scorers):
-        if isinstance(s, str):
-            try: s = eval(s, {"__builtins__": {}}, dict(vars(scorers_module)))   # the user's own code text, as in their notebook
-            except Exception as e: raise LlmopsBenchError(f"Scorer {s!r} could not be built: {type(e).__name__}: {e}. "
-                                                          f"Write it as a call of llmops_bench.scorers, e.g. 'exact_match()'.") from None
-        built.append(s)
-    return scorers_module.as_scorers(built)
-
-def _variant_name(prompt: Prompt, model: Model) -> str: return f"{prompt.name}@{prompt.version} · {model.label}"
-
-def session_calls(variants: Sequence[tuple[Prompt, Model]], data, case_ids: Sequence[str] | None = None, repeats: int = 1) -> list[Call]:
-    "The calls of explicit (prompt, model) pairs on the cases `case_ids` of `data` (all when None), planned by `runner.plan`."
-    dataset = Dataset.coerce(data)
-    names = [_variant_name(p, m) for p, m in variants]
-    if not names: raise LlmopsBenchError("A session needs at least one (prompt, model) column.")
-    if len(set(names)) < len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise LlmopsBenchError(f"Two columns are the same variant ({twice!r}); change one's prompt, model or settings, or remove it.")
-    if case_ids is not None:
-        known = {c.id for c in dataset}
-        if missing := [i for i in case_ids if str(i) not in known]:
-            raise LlmopsBenchError(f"No case {missing[0]!r} in the dataset; its cases are: {', '.join(c.id for c in list(dataset)[:10])}….")
-        wanted = {str(i) for i in case_ids}
-        dataset = Dataset([{"id": c.id, **c.inputs} for c in dataset if c.id in wanted], dataset.source)
-    return [call for p, m in variants for call in plan(p, m, dataset, repeats)]
-
-# %% ../nbs/09_widgets.ipynb #546e2465
-def session_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, runner: Runner, repeats: int = 1, scorer_code: Sequence | None = None) -> dict:
-    "`evaluation.evaluation_spec` of a session, plus its explicit variants, the cases it ran and its scorers as code text."
-    variants = list(dict.fromkeys(c.variant for c in calls))
-    spec = evaluation.evaluation_spec(list(calls), dataset, list(scorers), runner, repeats)
-    spec["dataset"]["case_ids"] = list(dict.fromkeys(c.case.id for c in calls))
-    return {**spec, "variants": [{"prompt": {"name": v.prompt.name, "template": v.prompt.template, "version": v.prompt.version, "uri": v.prompt.uri},
-                                  "model": {"id": v.model.id, "label": v.model.label, "params": v.model.params}} for v in variants],
-            "scorer_code": list(scorer_code or []), "source": "llmops_bench.widgets"}
-
-def variants_from_spec(variants: Sequence[Mapping]) -> list[tuple[Prompt, Model]]:
-    "(prompt, model) pairs from a spec's `variants` list (what a saved job's parameters hold); credentials come from the environment."
-    return [(Prompt(v["prompt"]["name"], v["prompt"]["template"], v["prompt"].get("version"), v["prompt"].get("uri")),
-             Model(v["model"]["id"], v["model"].get("label"), **v["model"].get("params", {}))) for v in variants]
-
-def make_runner(settings: Settings, cache=None, *, concurrency: int | None = None, retries: int | None = None,
-                timeout_s: float | None = None, stream: bool = False, progress: bool = False) -> Runner:
-    "A `Runner` with the project's settings (concurrency, retries, timeout, rate limit, model policy) and `cache`."
-    return Runner.from_settings(settings, concurrency=concurrency or None, retries=retries, timeout_s=timeout_s or None, cache=cache,
-                                stream=stream, progress=progress)
-
-def score_rows(rows: Sequence[dict], calls: Sequence[Call], scorers: Sequence, runner: Runner | None = None):
-    "The results table of finished `rows` (each the row of `calls[i]`), with score columns."
-    table = results_frame(list(rows))
-    return scorers_module.apply_scorers(table, [c.case.inputs for c in calls], scorers, runner=runner)
-
-# %% ../nbs/09_widgets.ipynb #449eab9e
-def evaluate_variants(variants: Sequence[tuple[Prompt, Model]], data, scorers=None, *, case_ids: Sequence[str] | None = None,
-                      repeats: int = 1, experiment: str | None = None, log: bool = True, concurrency: int | None = None,
-                      retries: int | None = None, timeout_s: float | None = None, stream: bool = False, cache: bool | str | Path | None = None,
-                      progress: bool = True, settings: Settings | None = None) -> Results:
-    "Run, score and (unless `log=False`) log explicit (prompt, model) pairs on `data`'s cases `case_ids`: a Compare session as a job."
-    settings = settings or load_settings()
-    dataset = Dataset.coerce(data)
-    code_text = [s for s in _scorer_list(scorers) if isinstance(s, str)]
-    checked = resolve_scorers(scorers)
-    calls = session_calls(variants, dataset, case_ids, repeats)
-    store = open_cache(cache, settings)
-    runner = make_runner(settings, store, concurrency=concurrency, retries=retries, timeout_s=timeout_s, stream=stream, progress=progress)
-    try:
-        rows = run_sync(lambda: runner.arun(calls))
-        table = score_rows(rows, calls, checked, runner)
-    finally:
-        if store is not None: store.close()
-    results = Results(table, session_spec(calls, dataset, checked, runner, repeats, code_text))
-    if log: evaluation.log(results, experiment, settings)
-    return results
-
-# %% ../nbs/09_widgets.ipynb #741d2dab
-RATINGS_ARTIFACT = "ratings.json"
-RATING_KEY = ["variant", "case_id", "repeat", "rater"]
-RATING_COLUMNS = [*RATING_KEY, "rating", "comment", "output", "rated_at"]
-_ratings_lock = threading.Lock()
-
-def _rater() -> str:
-    try: return getpass.getuser()
-    except Exception: return "unknown"
-
-def read_ratings(run_id: str, settings: Settings | None = None):
-    "The human ratings stored on run `run_id` in MLflow (an empty table when there are none)."
-    import pandas as pd
-    client = tracking.mlflow_client(settings)
-    if RATINGS_ARTIFACT not in {f.path for f in client.list_artifacts(run_id)}: return pd.DataFrame(columns=RATING_COLUMNS)
-    with tempfile.TemporaryDirectory() as d:
-        text = Path(client.download_artifacts(run_id, RATINGS_ARTIFACT, d)).read_text()
-    doc = json.loads(text)
-    return pd.DataFrame(doc["data"], columns=doc["columns"])
-
-def save_rating(run_id: str, row: Mapping, rating: str | None, comment: str = "", rater: str | None = None,
-                settings: Settings | None = None):
-    "Store one human rating ('up', 'down', or None to withdraw it) of `row`'s output on run `run_id` in MLflow; the run's ratings."
-    import pandas as pd
-    from mlflow.entities import Metric
-    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
-    if rating not in ("up", "down", None): raise LlmopsBenchError(f"A rating is 'up', 'down' or None, got {rating!r}.")
-    key = {"variant": str(row["variant"]), "case_id": str(row["case_id"]), "repeat": int(row.get("repeat", 0)), "rater": rater or _rater()}
-    with _ratings_lock:
-        client = tracking.mlflow_client(settings)
-        old = read_ratings(run_id, settings)
-        same = pd.Series(True, index=old.index)
-        for k, v in key.items(): same &= old[k].astype(str) == str(v)
-        rows = old[~same].to_dict("records")
-        if rating is not None:
-            rows.append({**key, "rating": rating, "comment": comment or "", "output": row.get("output"),
-                         "rated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        table = pd.DataFrame(rows, columns=RATING_COLUMNS).sort_values(RATING_KEY, kind="stable").reset_index(drop=True)
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d)/RATINGS_ARTIFACT
-            table.to_json(path, orient="split", index=False)
-            client.log_artifact(run_id, str(path))   # replaces the file: the table is always written whole
-        run = client.get_run(run_id)
-        listed = json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
-        if {"path": RATINGS_ARTIFACT, "type": "table"} not in listed:
-            client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*listed, {"path": RATINGS_ARTIFACT, "type": "table"}]))
-        now = int(time.time() * 1000)
-        def counts(t) -> list:
-            up, down = int((t.rating == "up").sum()), int((t.rating == "down").sum())
-            vals = {"human.up": up, "human.down": down, **({"human.approval": up / (up + down)} if up + down else {})}
-            return [Metric(k, float(v), now, 0) for k, v in vals.items()]
-        client.log_batch(run_id, metrics=counts(table), synchronous=True)
-        child = next((r.info.run_id for r in client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-                      if r.data.tags.get("llmops_bench.variant") == key["variant"]), None)
-        if child: client.log_batch(child, metrics=counts(table[table.variant == key["variant"]]), synchronous=True)
-    return table
-
-def run_link(run_id: str, settings: Settings | None = None) -> str:
-    "HTML naming run `run_id` with a link into the MLflow UI (a server), or the command that opens it (the embedded store)."
-    client = tracking.mlflow_client(settings)
-    exp = client.get_run(run_id).info.experiment_id
-    uri, page = tracking.tracking_uri(settings), f"#/experiments/{exp}/runs/{run_id}"
-    if uri.startswith(("http://", "https://")):
-        url = f"{uri.rstrip('/')}/{page}"
-        return f'MLflow run <a class="lb-run-link" href="{escape(url)}" target="_blank" rel="noopener noreferrer">{escape(run_id)}</a>'
-    return (f'MLflow run <code class="lb-run-id">{escape(run_id)}</code> in {escape(uri)}. Open it with '
-            f'<code>mlflow ui --backend-store-uri {escape(uri)} --host 127.0.0.1</code> (or <code>llmops-bench ui</code>), '
-            f'then http://127.0.0.1:5000/{escape(page)}')
-
-# %% ../nbs/09_widgets.ipynb #b5707047
-def _model_settings_text(model: Model) -> str:
-    return json.dumps(model.params, sort_keys=True) if model.params else "{}"
-
+# %% ../nbs/09_widgets.ipynb #f6cc225e
 def parse_model_settings(text: str) -> dict:
     "Model settings typed in a column: a JSON object, or `key=value` pairs separated by commas (values read as JSON when they can be)."
     text = (text or "").strip()
@@ -266,521 +55,395 @@ def parse_model_settings(text: str) -> dict:
         except json.JSONDecodeError: out[k] = v
     return out
 
-def kernel_loop_running() -> bool:
-    "Whether this code runs on a Jupyter kernel's event loop, which keeps turning after a cell or a click handler returns."
-    try: asyncio.get_running_loop()
-    except RuntimeError: return False
-    try: from IPython import get_ipython
-    except ImportError: return False
-    return getattr(get_ipython(), "kernel", None) is not None
+# %% ../nbs/09_widgets.ipynb #054480a1
+def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
+    "The model a column holds: the id and settings typed, keeping `model`'s credentials and limits only while its id is unchanged."
+    mid, params = model_id.strip(), parse_model_settings(settings_text)
+    if mid == model.id and params == model.params: return model
+    same = mid == model.id
+    return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
+                 **(model._secrets if same else {}), **params)
 
+# %% ../nbs/09_widgets.ipynb #4045f1f2
+OFFLINE_MODELS = ("bench/echo", "bench/lead", "bench/extractive")
+
+# %% ../nbs/09_widgets.ipynb #546e2465
+def _rating_controls() -> tuple[W.Button, W.Button, W.Text]:
+    # Font Awesome icons (bundled with JupyterLab) rather than emoji, which a machine without an emoji font shows as boxes
+    up = W.Button(icon="thumbs-up", tooltip="👍 good output (saved on the MLflow run with the comment)", layout=W.Layout(width="3.5em"))
+    down = W.Button(icon="thumbs-down", tooltip="👎 bad output (saved on the MLflow run with the comment)", layout=W.Layout(width="3.5em"))
+    up.add_class("lb-up"); down.add_class("lb-down")
+    return up, down, W.Text(placeholder="comment (saved with the rating)", layout=W.Layout(width="auto", flex="1"))
+
+# %% ../nbs/09_widgets.ipynb #741d2dab
 class Column(W.VBox):
-    "One variant of a `Compare`: prompt editor, model picker and settings, then the output, its facts and a rating."
-    def __init__(self, compare: Compare, prompt: Prompt, model: Model, model_options: Sequence[str]):
-        self.compare, self.original_prompt, self.original_model = compare, prompt, model
-        self.row: dict | None = None     # the last finished call's row (with scores once scored)
-        self.name = ""                   # the variant's name as the column is now
-        self.header = W.HTML(layout=W.Layout(min_height="2.4em"))
-        text = prompt.template if isinstance(prompt.template, str) else json.dumps(prompt.template, indent=1)
-        self.prompt_text = W.Textarea(value=text, layout=W.Layout(width="auto", height="7em"))
-        self.prompt_text.add_class("lb-prompt")
-        self.variables = W.HTML()
-        self.model = W.Combobox(value=model.id, options=list(model_options), ensure_option=False,
+    "One variant of a `Compare`: prompt editor, model and settings, then the output, its facts and a 👍/👎 rating with a comment."
+    def __init__(self, prompt: Prompt, model: Model, model_options: Sequence[str] = OFFLINE_MODELS,
+                 on_change: Callable[[], None] | None = None, on_rate: Callable[[Column, str, str], None] | None = None):
+        self.original_prompt, self.original_model, self.on_change, self.on_rate = prompt, model, on_change, on_rate
+        self.row: dict | None = None         # the last finished call's row (with scores once scored)
+        self.name, self.rating = "", None    # the variant's name as the column is now; the rating last given
+        self.header, self.variables, self.output, self.facts, self.rating_status = (W.HTML() for _ in range(5))
+        self.header.layout.min_height = "2.4em"
+        self.prompt_text = W.Textarea(value=prompt_text(prompt), layout=W.Layout(width="auto", height="7em"))
+        self.model = W.Combobox(value=model.id, options=list(dict.fromkeys([*model_options, model.id])), ensure_option=False,
                                 placeholder="any litellm model id", layout=W.Layout(width="auto"))
-        self.model.add_class("lb-model")
-        self.settings = W.Text(value=_model_settings_text(model), placeholder='{"temperature": 0}', layout=W.Layout(width="auto"))
-        self.output = W.HTML(output_html(""))
-        self.output.add_class("lb-output")
-        self.facts = W.HTML()
-        # Font Awesome icons (bundled with JupyterLab) rather than emoji, which a machine without an emoji font shows as boxes
-        self.up = W.Button(icon="thumbs-up", tooltip="👍 good output (saved on the MLflow run with the comment)")
-        self.down = W.Button(icon="thumbs-down", tooltip="👎 bad output (saved on the MLflow run with the comment)")
-        self.up.add_class("lb-up"); self.down.add_class("lb-down")
-        for b in (self.up, self.down): b.layout = W.Layout(width="3.5em")
-        self.comment = W.Text(placeholder="comment (saved with the rating)", layout=W.Layout(width="auto", flex="1"))
-        self.rating_status = W.HTML()
-        self.rating: str | None = None
-        self.up.on_click(lambda _: self.rate("up")); self.down.on_click(lambda _: self.rate("down"))
-        self.comment.observe(lambda _: self.rating and self.rate(self.rating), names="value")
-        for w in (self.prompt_text, self.model, self.settings): w.observe(self._changed, names="value")
+        self.settings = W.Text(value=json.dumps(model.params, sort_keys=True) if model.params else "{}",
+                               placeholder='{"temperature": 0}', layout=W.Layout(width="auto"))
+        self.up, self.down, self.comment = _rating_controls()
         super().__init__([self.header, self.prompt_text, self.variables, W.HBox([W.Label("model"), self.model]),
                           W.HBox([W.Label("settings"), self.settings]), self.output, self.facts,
                           W.HBox([self.up, self.down, self.comment]), self.rating_status],
                          layout=W.Layout(flex="1 1 0", min_width="16em", border="1px solid #dde3e8", padding="4px", margin="2px"))
-        self.add_class("lb-column")
-        self._changed()
+        for w, cls in ((self, "lb-column"), (self.prompt_text, "lb-prompt"), (self.model, "lb-model"), (self.output, "lb-output")):
+            w.add_class(cls)
+        self.up.on_click(lambda _: self.rate("up")); self.down.on_click(lambda _: self.rate("down"))
+        self.comment.observe(lambda _: self.rating and self.rate(self.rating), names="value")
+        for w in (self.prompt_text, self.model, self.settings): w.observe(self._edited, names="value")
+        self.clear(""); self._edited()
 
-    def prompt_obj(self) -> Prompt:
-        "The column's prompt: the one given while its text is unchanged (keeping its version and registry link), else a new version."
-        p, text = self.original_prompt, self.prompt_text.value
-        shown = p.template if isinstance(p.template, str) else json.dumps(p.template, indent=1)
-        if text == shown: return p
-        template = text
-        if text.lstrip().startswith("["):
-            try: template = json.loads(text)
-            except json.JSONDecodeError as e: raise LlmopsBenchError(f"Prompt {p.name!r}: the messages are not valid JSON ({e.msg}).") from None
-        return Prompt(p.name, template)
+    def prompt_obj(self) -> Prompt: return prompt_from_text(self.original_prompt, self.prompt_text.value)
+    def model_obj(self) -> Model: return model_from_text(self.original_model, self.model.value, self.settings.value)
 
-    def model_obj(self) -> Model:
-        "The column's model: the id and settings typed, keeping the given model's credentials only while its id is unchanged."
-        m, mid, params = self.original_model, self.model.value.strip(), parse_model_settings(self.settings.value)
-        if mid == m.id and params == m.params: return m
-        same = mid == m.id
-        return Model(mid, concurrency=m.concurrency if same else None, rpm=m.rpm if same else None, **(m._secrets if same else {}), **params)
-
-    def _changed(self, _=None) -> None:
+    def _edited(self, _=None) -> None:
         try:
-            p, m = self.prompt_obj(), self.model_obj()
-            self.name = _variant_name(p, m)
+            p = self.prompt_obj()
+            self.name = Variant(p, self.model_obj()).name
             self.header.value = f'<b class="lb-variant">{escape(self.name)}</b>'
-            self.variables.value = (f'<span style="font-size:12px;color:#52606d">variables: {escape(", ".join(p.variables)) or "none"}</span>')
-        except LlmopsBenchError as e:
-            self.header.value = f'<span style="color:#b71c1c">{escape(e)}</span>'
-        self.compare._refresh_form()
+            self.variables.value = note(f"variables: {', '.join(p.variables) or 'none'}")
+        except LlmopsBenchError as e: self.header.value = note(e, "error")
+        if self.on_change: self.on_change()
 
     def clear(self, message: str = "running…") -> None:
+        "Forget the last output, saying why in its place."
         self.row, self.rating = None, None
-        self.output.value, self.facts.value, self.rating_status.value = output_html(""), f'<i style="font-size:12px">{escape(message)}</i>', ""
+        self.output.value, self.facts.value, self.rating_status.value = views.output_html(""), note(message) if message else "", ""
 
     def show(self, row: Mapping) -> None:
         "Show a finished call's output and facts (escaped)."
         self.row = dict(row)
-        self.output.value = output_html(row.get("output"))
-        self.facts.value = facts(row)
+        self.output.value, self.facts.value = views.output_html(row.get("output")), views.facts(row)
 
     def rate(self, rating: str) -> None:
-        "Record 👍 ('up') or 👎 ('down') with the comment, on the session's MLflow run."
-        if self.row is None:
-            self.rating_status.value = '<span style="font-size:12px">Run first: there is no output to rate.</span>'
-            return
+        "Record 👍 ('up') or 👎 ('down') with the comment; whoever holds the column saves it (`on_rate`)."
+        if self.row is None: self.rating_status.value = note("Run first: there is no output to rate."); return
         self.rating = rating
-        self.compare._rate(self, rating, self.comment.value)
+        if self.on_rate: self.on_rate(self, rating, self.comment.value)
 
-# %% ../nbs/09_widgets.ipynb #03350fe1
+# %% ../nbs/09_widgets.ipynb #b5707047
+class CaseForm(W.VBox):
+    "What the columns run on: a text box per `{{variable}}` of their prompts or, with a dataset, a case picker."
+    def __init__(self, data=None, values: Mapping[str, str] | None = None):
+        self.dataset = Dataset.coerce(data) if data is not None else None
+        self.values, self.names = dict(values or {}), []
+        self.case, self.case_view = W.Dropdown(description="case", layout=W.Layout(width="auto")), W.HTML()
+        super().__init__()
+        self.case.observe(lambda _: self._show_case(), names="value")
+        if self.dataset is not None:
+            self.case.options = [(f"{c.id}: {views.preview(c.inputs)}", c.id) for c in self.dataset]
+            self.case.value, self.children = self.dataset.cases[0].id, [self.case, self.case_view]
+
+    @property
+    def boxes(self) -> dict[str, W.Textarea]:
+        "The text boxes by variable name (none with a dataset, whose cases give the values)."
+        return {w.description: w for w in self.children if isinstance(w, W.Textarea)}
+
+    def ask_for(self, names: Sequence[str]) -> None:
+        "Show a text box for each variable in `names` (kept boxes keep their text); nothing to ask with a dataset."
+        if self.dataset is not None: return
+        boxes, self.names = self.boxes, list(names)
+        for n in names:
+            if n not in boxes:
+                boxes[n] = W.Textarea(value=str(self.values.get(n, "")), description=n, layout=W.Layout(width="100%", height="3.2em"))
+                boxes[n].observe(lambda ch, n=n: self.values.__setitem__(n, ch["new"]), names="value")
+        self.children = [boxes[n] for n in names]
+
+    def session_data(self) -> tuple[Dataset, list[str]]:
+        "The data and the case id a Run uses: the picked case, or one case made of the form's values."
+        if self.dataset is not None: return self.dataset, [self.case.value]
+        data = Dataset([{n: self.values.get(n, "") for n in self.names} or {"_": ""}], "Compare form")
+        return data, [data.cases[0].id]
+
+    def _show_case(self) -> None:
+        case = next(c for c in self.dataset if c.id == self.case.value)
+        self.case_view.value = views.case_html(case.inputs)
+
+# %% ../nbs/09_widgets.ipynb #0d7c02d4
+class DiffView(W.VBox):
+    "The word diff between the outputs of two columns, chosen by number."
+    def __init__(self, columns: Sequence[Column]):
+        self.columns, labels = columns, [(f"{i + 1}", i) for i in range(len(columns))]
+        self.a = W.Dropdown(options=labels, value=0, description="diff", layout=W.Layout(width="9em"))
+        self.b = W.Dropdown(options=labels, value=min(1, len(labels) - 1), description="→", layout=W.Layout(width="7em"))
+        self.html = W.HTML()
+        for w in (self.a, self.b): w.observe(lambda _: self.show(), names="value")
+        super().__init__([W.HBox([self.a, self.b]), self.html])
+
+    def show(self) -> None:
+        "Redraw the diff (empty until both columns have an output)."
+        a, b = self.columns[self.a.value].row, self.columns[self.b.value].row
+        self.html.value = "" if a is None or b is None else views.diff_html(a, b)
+
+# %% ../nbs/09_widgets.ipynb #761c2d34
+class SessionRatings:
+    "A Compare session's 👍/👎: kept in the session, and saved on its MLflow run once the run is logged."
+    def __init__(self, settings: Settings):
+        self.settings, self.given, self.run_id = settings, [], None
+        self._waiting: list[tuple[Column, str, str]] = []
+
+    def rate(self, column: Column, rating: str, comment: str, logging: bool = True) -> None:
+        "Record `rating` of `column`'s row, save it when the run is logged, and say in the column where it went."
+        key = (column.row["variant"], column.row["case_id"])
+        self.given = [r for r in self.given if (r["variant"], r["case_id"]) != key]
+        self.given.append({"variant": key[0], "case_id": key[1], "rating": rating, "comment": comment})
+        word = "rated good" if rating == "up" else "rated bad"
+        if not logging: column.rating_status.value = note(f"{word}: kept in this session (logging is off)"); return
+        if self.run_id is None:
+            self._waiting.append((column, rating, comment))
+            column.rating_status.value = note(f"{word}: saved once the run is logged"); return
+        try: tracking.save_rating(self.run_id, column.row, rating, comment, settings=self.settings)
+        except Exception as e: column.rating_status.value = note(f"not saved: {type(e).__name__}: {e}", "error"); return
+        column.rating_status.value = note(f"{word}: saved on run {self.run_id[:8]}", "ok", "lb-rated")
+
+    def logged(self, run_id: str | None) -> None:
+        "The session's run is now `run_id` (None: a new Run started, or it was not logged); save the ratings that waited for it."
+        self.run_id, waiting, self._waiting = run_id, self._waiting, []
+        if run_id is not None:
+            for column, rating, comment in waiting: self.rate(column, rating, comment)
+
+# %% ../nbs/09_widgets.ipynb #6f3697d2
+def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mapping) -> list[str]:
+    "The names of the `variants` that `error`, raised before anything was sent, is about."
+    def at_fault(v: Variant) -> bool:
+        if not isinstance(error, TemplateError): return repr(v.model.id) in str(error)   # e.g. "Unknown model 'x'"
+        try: v.prompt.render(inputs)
+        except TemplateError: return True
+        return False
+    return [v.name for v in variants if at_fault(v)]
+
+# %% ../nbs/09_widgets.ipynb #fdc14dfe
 class Compare(W.VBox):
-    "Side-by-side comparison of prompts × models: edit, Run (non-blocking), see outputs stream in, rate, diff, log to MLflow, save as a job."
+    "Side-by-side comparison of prompts × models: edit, Run in the background, see outputs arrive, rate, diff, log to MLflow, save as a job."
     def __init__(self, prompts: Prompt | str | Iterable[Prompt | str], models: Model | str | Iterable[Model | str], data=None,
                  scorers=None, experiment: str | None = None, log: bool = True, *, values: Mapping[str, str] | None = None,
                  settings: Settings | None = None, stream: bool = True, job_folder: str | Path | None = None,
-                 concurrency: int | None = None, retries: int | None = None, timeout_s: float | None = None, background: str = "auto"):
-        if background not in ("auto", "loop", "thread"): raise LlmopsBenchError(f"background is 'auto', 'loop' or 'thread', got {background!r}.")
-        self.settings, self.background = settings or load_settings(), background
+                 concurrency: int | None = None, model_concurrency: int | None = None, rpm: float | None = None,
+                 retries: int | None = None, timeout_s: float | None = None):
         prompts = [Prompt("prompt", p) if isinstance(p, str) else p for p in ([prompts] if isinstance(prompts, (Prompt, str)) else prompts)]
         models = [Model(m) if isinstance(m, str) else m for m in ([models] if isinstance(models, (Model, str)) else models)]
         if not prompts or not models: raise LlmopsBenchError("Compare needs at least one prompt and one model.")
-        self.dataset = Dataset.coerce(data) if data is not None else None
-        given = _scorer_list(scorers)
-        self.scorer_code = [s for s in given if isinstance(s, str)]
-        self.scorers = resolve_scorers(given)
-        self._scorer_objects = [s.name for s in resolve_scorers([s for s in given if not isinstance(s, str)])]   # a job cannot rebuild these
+        self.scorers = [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers or [])   # as given: code text rebuilds in a job
+        scorers_module.as_scorers(self.scorers)   # a bad scorer fails here, not at the first Run
+        self.settings = settings or load_settings()
         self.experiment, self.stream = experiment or self.settings.experiment, stream
-        self.engine = {"concurrency": concurrency, "retries": retries, "timeout_s": timeout_s}
+        self.engine = {"concurrency": concurrency, "model_concurrency": model_concurrency, "rpm": rpm, "retries": retries, "timeout_s": timeout_s}
         self.job_folder = Path(job_folder) if job_folder else self.settings.root/"nbs"/"evals"
         self.results: Results | None = None
-        self.run_id: str | None = None
-        self.ratings: list[dict] = []       # every rating given in this session, also those waiting for a run
-        self.task = None                    # the running asyncio task (kernel loop) ...
-        self._thread: threading.Thread | None = None   # ... or the worker thread outside a running loop
-        self._loop = None
-        self._pending: list[tuple[Column, str, str]] = []
-        self._names: list[str] = []
-        self._form_ready = False
-        self.values = dict(values or {})
-        self.form = W.VBox()
-        self.case = W.Dropdown(description="case", layout=W.Layout(width="auto"))
-        self.case_view = W.HTML()
-        options = list(dict.fromkeys([*(f"bench/{m}" for m in providers.BENCH_MODELS), *(m.id for m in models)]))
-        self.columns = [Column(self, p, m, options) for p, m in itertools.product(prompts, models)]
-        self.run_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = W.Button(description="Stop", icon="stop", disabled=True)
+        self._ratings, self._thread, self._stop, self._by_name = SessionRatings(self.settings), None, threading.Event(), {}
+        self.form, options = CaseForm(data, values), [*OFFLINE_MODELS, *(model.id for model in models)]
+        self.case, self.case_view = self.form.case, self.form.case_view
+        self.columns = [Column(p, m, options, self._edited, self._rate) for p, m in itertools.product(prompts, models)]
+        self.diff_view = DiffView(self.columns)
+        self.diff_a, self.diff_b, self.diff = self.diff_view.a, self.diff_view.b, self.diff_view.html
+        self.run_button, self.stop_button = W.Button(description="Run", button_style="primary", icon="play"), W.Button(description="Stop", icon="stop", disabled=True)
         self.log_box = W.Checkbox(value=log, description="log to MLflow", indent=False, layout=W.Layout(width="auto"))
-        self.status = W.HTML()
-        self.status.add_class("lb-status")
-        self.run_info = W.HTML()
-        self.run_info.add_class("lb-run")
-        labels = [(f"{i + 1}", i) for i in range(len(self.columns))]
-        self.diff_a = W.Dropdown(options=labels, value=0, description="diff", layout=W.Layout(width="9em"))
-        self.diff_b = W.Dropdown(options=labels, value=min(1, len(labels) - 1), description="→", layout=W.Layout(width="7em"))
-        self.diff = W.HTML()
-        self.job_name = W.Text(value=_slug("compare-" + "-".join(dict.fromkeys(p.name for p in prompts))), description="job",
-                               layout=W.Layout(width="20em"))
-        self.job_button = W.Button(description="Save as job", icon="save")
-        self.job_status = W.HTML()
-        self.run_button.on_click(lambda _: self.run())
-        self.stop_button.on_click(lambda _: self.stop())
+        self.job_name = W.Text(value=f"compare-{'-'.join(dict.fromkeys(p.name for p in prompts))}", description="job", layout=W.Layout(width="20em"))
+        self.job_button, self.status, self.run_info, self.job_status = W.Button(description="Save as job", icon="save"), W.HTML(), W.HTML(), W.HTML()
+        self.run_button.on_click(lambda _: self.run()); self.stop_button.on_click(lambda _: self.stop())
         self.job_button.on_click(lambda _: self._save_job_clicked())
-        for w in (self.diff_a, self.diff_b): w.observe(lambda _: self._show_diff(), names="value")
-        self.case.observe(lambda _: self._show_case(), names="value")
-        if self.dataset is not None:
-            self.case.options = [(f"{c.id}: {_preview(c.inputs)}", c.id) for c in self.dataset]
-            self.case.value = self.dataset.cases[0].id
-        self._form_ready = True
-        self._refresh_form()
-        grid = W.HBox(self.columns, layout=W.Layout(width="100%", align_items="stretch"))
-        grid.add_class("lb-columns")
-        super().__init__([self.form, grid, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status, self.run_info,
-                          W.HBox([self.diff_a, self.diff_b]), self.diff, W.HBox([self.job_name, self.job_button]), self.job_status])
-        self.add_class("lb-compare")
-
-    # -- the variables form or the case picker
-    def _refresh_form(self) -> None:
-        if not getattr(self, "_form_ready", False): return
-        if self.dataset is not None:
-            self.form.children = [self.case, self.case_view]
-            self._show_case()
-            return
-        names = list(dict.fromkeys(v for c in self.columns for v in _safe_variables(c)))
-        current = {w.description: w for w in self.form.children if isinstance(w, W.Textarea)}
-        boxes = []
-        for n in names:
-            box = current.get(n)
-            if box is None:
-                box = W.Textarea(value=str(self.values.get(n, "")), description=n, layout=W.Layout(width="100%", height="3.2em"))
-                box.observe(lambda ch, n=n: self.values.__setitem__(n, ch["new"]), names="value")
-            boxes.append(box)
-        self.form.children = boxes
+        side_by_side = W.HBox(self.columns, layout=W.Layout(width="100%", align_items="stretch"))
+        super().__init__([self.form, side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status, self.run_info,
+                          self.diff_view, W.HBox([self.job_name, self.job_button]), self.job_status])
+        for w, cls in ((self, "lb-compare"), (side_by_side, "lb-columns"), (self.status, "lb-status"), (self.run_info, "lb-run")): w.add_class(cls)
+        self._edited()
 
     @property
     def variables(self) -> dict[str, W.Textarea]:
-        "The shared form's text boxes by variable name (empty when a dataset gives the values)."
-        return {w.description: w for w in self.form.children if isinstance(w, W.Textarea)}
+        "The shared form's text boxes by variable name (none with a dataset, whose cases give the values)."
+        return self.form.boxes
 
-    def _show_case(self) -> None:
-        if self.dataset is None or self.case.value is None: return
-        case = next(c for c in self.dataset if c.id == self.case.value)
-        self.case_view.value = "".join(f'<div style="font-size:12px"><b>{escape(k)}</b>: {escape(v)}</div>' for k, v in case.inputs.items())
-
-    def _session_data(self) -> tuple[Dataset, list[str]]:
-        if self.dataset is not None: return self.dataset, [self.case.value]
-        names = list(dict.fromkeys(v for c in self.columns for v in _safe_variables(c)))
-        data = Dataset([{n: self.values.get(n, "") for n in names} or {"_": ""}], "Compare form")
-        return data, [data.cases[0].id]
-
-    def variants(self) -> list[tuple[Prompt, Model]]:
-        "The (prompt, model) of every column as it is now."
-        return [(c.prompt_obj(), c.model_obj()) for c in self.columns]
-
-    # -- running
     @property
-    def running(self) -> bool: return (self.task is not None and not self.task.done()) or (self._thread is not None and self._thread.is_alive())
+    def ratings(self) -> list[dict]: return self._ratings.given   # every rating given in the session, saved on a run or not
+    @property
+    def run_id(self) -> str | None: return self.results.run_id if self.results is not None else None
+    @property
+    def running(self) -> bool: return self._thread is not None and self._thread.is_alive()
+
+    def variants(self) -> list[Variant]:
+        "The variant of every column as it is now."
+        return [Variant(c.prompt_obj(), c.model_obj()) for c in self.columns]
 
     def run(self) -> None:
-        "Send every column's call at once (non-blocking); columns fill in as calls finish, then scores, the MLflow run and its link."
+        "Start one `evaluate()` of every column on the case, on a worker thread; columns fill in as their calls finish."
         if self.running: return
         try:
-            data, case_ids = self._session_data()
-            calls = session_calls(self.variants(), data, case_ids)
-        except LlmopsBenchError as e:
-            self.status.value = f'<span style="color:#b71c1c">{escape(e)}</span>'
-            return
-        self._names = [c.variant.name for c in calls]   # call i is column i's (one case, one repeat)
+            variants, (data, case_ids) = self.variants(), self.form.session_data()
+            inputs = data.subset(case_ids).cases[0].inputs
+        except LlmopsBenchError as e: self.status.value = note(e, "error"); return
+        self._by_name = {v.name: c for v, c in zip(variants, self.columns)}   # rows find their column even if it is edited meanwhile
         for c in self.columns: c.clear()
-        self.run_info.value, self.diff.value = "", ""
-        self.status.value = f"running {len(calls)} calls…"
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        on_loop = self.background == "loop" or (self.background == "auto" and kernel_loop_running())
-        coro = self._arun(calls, data)
-        if not on_loop:        # a script, a test, nbdev-test: a worker thread runs its own loop
-            self._loop = asyncio.new_event_loop()
-            self.task = self._loop.create_task(coro)
-            self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self.task,), name="llmops-bench-compare", daemon=True)
-            self._thread.start()
-        else:                  # inside Jupyter: on the kernel's own loop, which keeps turning, so the kernel stays responsive
-            self._loop, self._thread = None, None
-            self.task = asyncio.ensure_future(coro)   # raises without a running loop (background='loop' outside one)
+        self.results, self.run_info.value, self.diff.value = None, "", ""
+        self._ratings.logged(None)
+        self.status.value, self.run_button.disabled, self.stop_button.disabled = f"running {len(variants)} calls…", True, False
+        self._stop = threading.Event()
+        kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self._on_row, stop=self._stop,
+                      log=self.log_box.value, experiment=self.experiment, stream=self.stream, progress=False, settings=self.settings,
+                      **self.engine)
+        self._thread = threading.Thread(target=self._session, args=(kwargs, inputs), name="llmops-bench-compare", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         "Cancel the calls still in flight; what finished is kept, scored and logged."
-        if not self.running: return
-        self.status.value = "stopping…"
-        if self._loop is not None: self._loop.call_soon_threadsafe(self.task.cancel)
-        else: self.task.cancel()
+        if self.running: self.status.value = "stopping…"; self._stop.set()
 
     def wait(self, timeout: float = 120) -> Compare:
-        "Block until the run ends (outside a running event loop: scripts and tests; in Jupyter `await compare.task`)."
+        "Block until the Run ends (a script, a test, or a cell that needs the results; works inside a running Jupyter kernel)."
         if self._thread is not None: self._thread.join(timeout)
-        elif self.task is not None and not self.task.done():
-            raise LlmopsBenchError("The run is on this event loop: `await compare.task` instead of wait().")
         if self.running: raise TimeoutError(f"The run did not finish within {timeout} s.")
         return self
 
-    async def _arun(self, calls: list[Call], data: Dataset) -> None:
-        store = open_cache(None, self.settings)
-        runner = make_runner(self.settings, store, stream=self.stream, **self.engine)
-        rows: list[dict | None] = [None] * len(calls)
-        failed: dict[int, str] = {}
-        stopped = False
-        async def one(i: int) -> None:
-            try: [rows[i]] = await runner.arun([calls[i]])
-            except LlmopsBenchError as e:   # bad input (an unknown model id): said in the column, the others go on
-                failed[i] = str(e)
-                self.columns[i].facts.value = f'<div class="lb-error" style="color:#b71c1c"><b>Not sent:</b> {escape(e)}</div>'
-                return
-            self.columns[i].show(rows[i])
-        try:
-            await asyncio.to_thread(providers.litellm_module)   # the first import of litellm takes seconds: not on the kernel's loop
-            await asyncio.gather(*(one(i) for i in range(len(calls))))
-        except asyncio.CancelledError:
-            stopped = True
-        try:
-            done = [i for i, r in enumerate(rows) if r is not None]
-            for i, c in enumerate(self.columns):
-                if rows[i] is None and i not in failed: c.clear("stopped before it finished")
-            if not done:
-                self.status.value = "stopped: no call finished" if stopped else '<span style="color:#b71c1c">no call could be sent</span>'
-                return
-            await asyncio.to_thread(self._finish, [rows[i] for i in done], [calls[i] for i in done], data, runner, stopped)
-        except Exception as e:
-            self.status.value = f'<span style="color:#b71c1c">{escape(type(e).__name__)}: {escape(e)}</span>'
-        finally:
-            if store is not None: store.close()
-            self.run_button.disabled, self.stop_button.disabled = False, True
+    def _session(self, kwargs: dict, inputs: Mapping) -> None:   # the worker thread
+        try: results = evaluation.evaluate(**kwargs)
+        except LlmopsBenchError as e: self._not_sent(e, kwargs["variants"], inputs)
+        except Exception as e: self.status.value = note(f"{type(e).__name__}: {e}", "error")
+        else: self._finish(results)
+        finally: self.run_button.disabled, self.stop_button.disabled = False, True
 
-    def _finish(self, rows: list[dict], calls: list[Call], data: Dataset, runner: Runner, stopped: bool) -> None:
-        "Score the finished rows, show the scores, log the run (unless turned off) and show its link."
-        table = score_rows(rows, calls, self.scorers, runner)
-        spec = session_spec(calls, data, self.scorers, runner, 1, self.scorer_code)
-        self.results = Results(table, spec)
-        by_variant = {r["variant"]: r for r in table.to_dict("records")}
-        for c, name in zip(self.columns, self._names):
-            if (row := by_variant.get(name)) is not None: c.show(row)
-        n_err, n_cached = int(table.error.notna().sum()), int(table.cached.sum())
-        head = f"{'stopped: ' if stopped else ''}{len(table)} of {len(self.columns)} calls finished · {n_err} failed · {n_cached} cached"
-        self.status.value = escape(head)
-        self.run_id = None
-        if self.log_box.value:
-            self.run_id = evaluation.log(self.results, self.experiment, self.settings)
-            self.run_info.value = run_link(self.run_id, self.settings)
-            pending, self._pending = self._pending, []
-            for col, rating, comment in pending: self._rate(col, rating, comment)
-        else:
-            self.run_info.value = "not logged (log to MLflow is off)"
-        self._show_diff()
+    def _on_row(self, row: dict) -> None: self._by_name[row["variant"]].show(row)   # from the engine's thread, before scoring
 
-    # -- diff, ratings, jobs
-    def _show_diff(self) -> None:
-        a, b = self.columns[self.diff_a.value], self.columns[self.diff_b.value]
-        if a.row is None or b.row is None: self.diff.value = ""; return
-        self.diff.value = (f'<div style="font-size:12px;color:#52606d">{escape(a.name)} → {escape(b.name)}</div>'
-                           + word_diff(a.row.get("output"), b.row.get("output")))
+    def _finish(self, results: Results) -> None:
+        rows = {r["variant"]: r for r in results.results.to_dict("records")}
+        for name, column in self._by_name.items():
+            if name in rows: column.show(rows[name])   # now with its scores
+            else: column.clear("stopped before it finished")
+        self.results, self.status.value = results, views.session_status(results)
+        self.run_info.value = views.run_info(results, self.settings) if len(results.results) else ""
+        self._ratings.logged(results.run_id)
+        self.diff_view.show()
 
-    def _rate(self, column: Column, rating: str, comment: str) -> None:
-        entry = {"variant": column.row["variant"], "case_id": column.row["case_id"], "rating": rating, "comment": comment}
-        self.ratings = [r for r in self.ratings if (r["variant"], r["case_id"]) != (entry["variant"], entry["case_id"])] + [entry]
-        word = "rated good" if rating == "up" else "rated bad"
-        if not self.log_box.value:
-            column.rating_status.value = f'<span style="font-size:12px">{word}: kept in this session (logging is off)</span>'
-            return
-        if self.run_id is None:
-            self._pending.append((column, rating, comment))
-            column.rating_status.value = f'<span style="font-size:12px">{word}: saved once the run is logged</span>'
-            return
-        try: save_rating(self.run_id, column.row, rating, comment, settings=self.settings)
-        except Exception as e:
-            column.rating_status.value = f'<span style="color:#b71c1c;font-size:12px">not saved: {escape(type(e).__name__)}: {escape(e)}</span>'
-            return
-        column.rating_status.value = f'<span class="lb-rated" style="font-size:12px">{word}: saved on run {escape(self.run_id[:8])}</span>'
+    def _not_sent(self, error: LlmopsBenchError, variants: Sequence[Variant], inputs: Mapping) -> None:
+        at_fault = faulty_variants(error, variants, inputs)
+        for name, column in self._by_name.items():
+            column.clear("not sent")
+            if name in at_fault: column.facts.value = views.not_sent(error)
+        self.status.value = views.not_sent(error, at_fault)
+
+    def _edited(self) -> None:
+        if hasattr(self, "columns"): self.form.ask_for(list(dict.fromkeys(v for c in self.columns for v in _variables(c))))
+
+    def _rate(self, column: Column, rating: str, comment: str) -> None: self._ratings.rate(column, rating, comment, self.log_box.value)
 
     def save_job(self, name: str | None = None, folder: str | Path | None = None) -> Path:
-        "Write this session (variants, settings, dataset and cases, scorers) as a papermill notebook `folder/name.ipynb`; its path."
-        if self._scorer_objects:
-            odd = self._scorer_objects
-            raise LlmopsBenchError(f"Scorer(s) {', '.join(odd)} were given as objects, which a job cannot rebuild; give them as code "
-                                   f"text, e.g. Compare(..., scorers=['exact_match()']).")
-        data, case_ids = self._session_data()   # the session as it is now: columns, and the form's values or the picked case
+        "Write this session as it is now (columns, the form's values or the picked case, scorers, engine) as a papermill notebook; its path."
+        data, case_ids = self.form.session_data()
         engine = {"stream": self.stream, **{k: v for k, v in self.engine.items() if v is not None}}
-        path = Path(folder or self.job_folder)/f"{_slug(name or self.job_name.value)}.ipynb"
-        return write_job(path, self.variants(), data, case_ids, self.scorer_code, experiment=self.experiment, log=self.log_box.value,
-                         engine=engine, root=self.settings.root)
+        return notebooks.write_job(notebooks.job_path(folder or self.job_folder, name or self.job_name.value), self.variants(), data,
+                                   case_ids, self.scorers, experiment=self.experiment, log=self.log_box.value, engine=engine,
+                                   root=self.settings.root)
 
     def _save_job_clicked(self) -> None:
         try: path = self.save_job()
-        except Exception as e:
-            self.job_status.value = f'<span style="color:#b71c1c">{escape(e)}</span>'
-            return
+        except Exception as e: self.job_status.value = note(e, "error"); return
         self.job_status.value = f'wrote <code>{escape(path)}</code>; run it with <code>papermill {escape(path)} out.ipynb</code>'
 
-def _safe_variables(column: Column) -> list[str]:
+def _variables(column: Column) -> list[str]:
     try: return column.prompt_obj().variables
-    except LlmopsBenchError: return []
+    except LlmopsBenchError: return []   # the column's header says what is wrong
 
-def _preview(inputs: Mapping, width: int = 60) -> str:
-    text = " · ".join(str(v) for v in inputs.values())
-    return text if len(text) <= width else text[:width - 1] + "…"
+# %% ../nbs/09_widgets.ipynb #41a5cc6f
+def _score_picker(scores: Sequence[str], score: str | None) -> W.Dropdown:
+    wanted = score if score is None or score.startswith("score.") else f"score.{score}"
+    if wanted is not None and wanted not in scores:
+        raise LlmopsBenchError(f"No score {score!r} in the results; the scores are: {', '.join(s[6:] for s in scores) or 'none'}.")
+    return W.Dropdown(options=[(s[6:], s) for s in scores] or [("no score", None)], description="score",
+                      value=wanted or (scores[0] if scores else None))
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:80] or "compare"
-
-# %% ../nbs/09_widgets.ipynb #50373594
-SCRAP_MIME = "application/vnd.llmops-bench.scrap+json"
-
-def write_job(path: str | Path, variants: Sequence[tuple[Prompt, Model]], data, case_ids: Sequence[str] | None, scorers: Sequence[str] = (),
-              *, experiment: str, log: bool = True, engine: Mapping | None = None, repeats: int = 1, root: str | Path | None = None) -> Path:
-    "Write a papermill notebook that re-runs `variants` on `data`'s `case_ids` with `scorers` (code text); its path (touches the disk)."
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-    if any(not isinstance(s, str) for s in scorers): raise LlmopsBenchError("write_job takes scorers as code text, e.g. 'exact_match()'.")
-    dataset, path = Dataset.coerce(data), Path(path)
-    source, root = Path(dataset.source), Path(root).resolve() if root else None
-    if source.suffix and source.is_file():
-        full = source.resolve()
-        data_value = full.relative_to(root).as_posix() if root and full.is_relative_to(root) else full.as_posix()
-    else:
-        data_value = [{"id": c.id, **c.inputs} for c in dataset]
-    spec = [{"prompt": {"name": p.name, "template": p.template, "version": p.version, "uri": p.uri},
-             "model": {"id": m.id, "label": m.label, "params": m.params}} for p, m in variants]
-    params = "\n".join([
-        "# Parameters (papermill -p NAME VALUE overrides any of them)",
-        f"experiment = {experiment!r}  # MLflow experiment",
-        f"log = {bool(log)!r}  # log the evaluation to MLflow",
-        f"variants = {pformat(spec, width=110, sort_dicts=False)}  # the Compare columns: (prompt, model) pairs",
-        f"data = {pformat(data_value, width=110, sort_dicts=False)}  # the cases, or a dataset file relative to the project root",
-        f"id_column = {getattr(dataset, 'id_column', 'id')!r}  # the dataset file's case id column",
-        f"case_ids = {list(case_ids) if case_ids is not None else None!r}  # the cases the session ran; None: every case",
-        f"scorers = {list(scorers)!r}  # code text among llmops_bench.scorers",
-        f"repeats = {int(repeats)!r}",
-        f"engine = {dict(engine or {})!r}  # runner settings: stream, concurrency, retries, timeout_s",
-        "output_dir = ''  # when set, the results are also saved there (results.parquet, spec.json, summary.csv)"])
-    run = "\n".join([
-        "import llmops_bench as lb",
-        "from llmops_bench.widgets import evaluate_variants, variants_from_spec",
-        "",
-        "settings = lb.load_settings()",
-        "dataset = lb.Dataset.from_file(settings.path(data), id_column=id_column) if isinstance(data, str) else lb.Dataset(data)",
-        "results = evaluate_variants(variants_from_spec(variants), dataset, scorers, case_ids=case_ids, repeats=repeats,",
-        "                            experiment=experiment, log=log, progress=False, settings=settings, **engine)",
-        "if output_dir: results.save(output_dir)",
-        "results"])
-    scrap = "\n".join(["from IPython.display import display",
-                       f"display({{{SCRAP_MIME!r}: {{'name': 'run_id', 'data': results.run_id}}}}, raw=True)"])
-    names = ", ".join(f"`{_variant_name(p, m)}`" for p, m in variants)
-    nb = new_notebook(cells=[
-        new_markdown_cell(f"# {path.stem}\n\nSaved from `lb.Compare` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {names}.\n\n"
-                          f"Run it unattended with `papermill {path.name} out.ipynb` (add `-p case_ids None` for every case)."),
-        new_code_cell(params, metadata={"tags": ["parameters"]}), new_code_cell(run), new_code_cell(scrap)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
-# %% ../nbs/09_widgets.ipynb #41a5cc6e
+# %% ../nbs/09_widgets.ipynb #41a5cc70
 class Grid(W.VBox):
     "Cases × variants: coloured scores, a filter to disagreements or failures, and a cell's full output and prompt on click."
     def __init__(self, results, score: str | None = None, fail_below: float = 0.5, max_chars: int = 60):
         table = results.results if isinstance(results, Results) else results
         self.table, self.fail_below, self.max_chars = table.reset_index(drop=True), fail_below, max_chars
-        self.variants = list(dict.fromkeys(self.table.variant))
-        self.case_ids = list(dict.fromkeys(self.table.case_id))
-        scores = stats.score_columns(self.table)
-        if score is not None and (score if score.startswith("score.") else f"score.{score}") not in scores:
-            raise LlmopsBenchError(f"No score {score!r} in the results; the scores are: {', '.join(s[6:] for s in scores) or 'none'}.")
-        self.score = W.Dropdown(options=[(s[6:], s) for s in scores] or [("no score", None)], description="score",
-                                value=(score if score is None or score.startswith("score.") else f"score.{score}") if score else (scores[0] if scores else None))
-        self.filter = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all")
-        self.count = W.HTML()
+        self.variants, self.case_ids = list(dict.fromkeys(self.table.variant)), list(dict.fromkeys(self.table.case_id))
+        self.score = _score_picker(stats.score_columns(self.table), score)
+        self.filter, self.count, self.detail = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all"), W.HTML(), W.HTML()
         self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(10em, 1fr) repeat({len(self.variants)}, minmax(12em, 2fr))",
                                               grid_gap="2px", width="100%"))
-        self.detail = W.HTML()
-        self.detail.add_class("lb-detail")
         self._groups = {k: g for k, g in self.table.groupby(["case_id", "variant"], sort=False)}
-        self.cells: dict[tuple[str, str], W.Button] = {}
-        for case_id in self.case_ids:
-            for v in self.variants:
-                b = W.Button(layout=W.Layout(width="auto", height="auto"))
-                b.add_class("lb-cell")
-                b.on_click(lambda _, k=(case_id, v): self.select(*k))
-                self.cells[(case_id, v)] = b
-        self.score.observe(lambda _: self.render(), names="value")
-        self.filter.observe(lambda _: self.render(), names="value")
+        self.cells = {(c, v): W.Button(layout=W.Layout(width="auto", height="auto")) for c in self.case_ids for v in self.variants}
+        for (c, v), b in self.cells.items():
+            b.add_class("lb-cell"); b.on_click(lambda _, k=(c, v): self.select(*k))
+        for w in (self.score, self.filter): w.observe(lambda _: self.render(), names="value")
         super().__init__([W.HBox([self.score, self.filter]), self.count, self.grid, self.detail])
-        self.add_class("lb-grid")
+        self.add_class("lb-grid"); self.detail.add_class("lb-detail")
         self.render()
 
     def _value(self, case_id, variant) -> float | None:
         g = self._groups.get((case_id, variant))
-        if g is None or self.score.value is None: return None
-        return _number(g[self.score.value].mean())
+        return None if g is None or self.score.value is None else views.as_number(g[self.score.value].mean())
 
     def disagreements(self) -> list[str]:
         "Cases where the variants' scores differ (their outputs, without a score)."
-        out = []
-        for c in self.case_ids:
-            if self.score.value is not None: seen = {round(x, 9) for v in self.variants if (x := self._value(c, v)) is not None}
-            else: seen = {g.output.iloc[0] for v in self.variants if (g := self._groups.get((c, v))) is not None}
-            if len(seen) > 1: out.append(c)
-        return out
+        def seen(c) -> set:
+            if self.score.value is not None: return {round(x, 9) for v in self.variants if (x := self._value(c, v)) is not None}
+            return {g.output.iloc[0] for v in self.variants if (g := self._groups.get((c, v))) is not None}
+        return [c for c in self.case_ids if len(seen(c)) > 1]
 
     def failures(self) -> list[str]:
         "Cases where some variant failed: an error, or a score below `fail_below`."
-        out = []
-        for c in self.case_ids:
-            errors = any(g.error.notna().any() for v in self.variants if (g := self._groups.get((c, v))) is not None)
-            low = any((x := self._value(c, v)) is not None and x < self.fail_below for v in self.variants)
-            if errors or low: out.append(c)
-        return out
+        def failed(c, v) -> bool:
+            g, x = self._groups.get((c, v)), self._value(c, v)
+            return (g is not None and bool(g.error.notna().any())) or (x is not None and x < self.fail_below)
+        return [c for c in self.case_ids if any(failed(c, v) for v in self.variants)]
 
     def render(self) -> None:
         "Redraw the grid for the chosen score and filter."
         shown = {"all": self.case_ids, "disagreements": self.disagreements(), "failures": self.failures()}[self.filter.value]
-        head = [W.HTML("<b>case</b>")] + [W.HTML(f'<b style="font-size:12px">{escape(v)}</b>') for v in self.variants]
-        rows = []
+        children = [W.HTML("<b>case</b>")] + [W.HTML(f'<b style="font-size:12px">{escape(v)}</b>') for v in self.variants]
         for c in shown:
             first = self.table[self.table.case_id == c].iloc[0]
-            inputs = {k[6:]: first[k] for k in self.table.columns if k.startswith("input.")}
-            rows.append(W.HTML(f'<div style="font-size:12px"><b>{escape(c)}</b><br>{escape(_preview(inputs))}</div>'))
-            for v in self.variants:
-                b, g = self.cells[(c, v)], self._groups.get((c, v))
-                if g is None: b.description, b.disabled, b.style.button_color = "—", True, "#ffffff"; rows.append(b); continue
-                x, row = self._value(c, v), g.iloc[0]
-                text = str(row.output) if isinstance(row.output, str) else f"error: {row.error}"
-                text = text if len(text) <= self.max_chars else text[:self.max_chars - 1] + "…"
-                b.description = (f"{x:.2f} │ " if x is not None else "") + text.replace("\n", " ")
-                b.tooltip = f"{v}\n{c}"
-                b.style.button_color = "#ffcdd2" if isinstance(row.error, str) else score_colour(x)
-                rows.append(b)
-        self.grid.children = head + rows
+            children.append(W.HTML(views.case_heading(c, {k[6:]: first[k] for k in self.table.columns if k.startswith("input.")})))
+            children += [self._paint(c, v) for v in self.variants]
+        self.grid.children = children
         self.count.value = f'<span style="font-size:12px">{len(shown)} of {len(self.case_ids)} cases</span>'
+
+    def _paint(self, case_id: str, variant: str) -> W.Button:
+        b, g = self.cells[(case_id, variant)], self._groups.get((case_id, variant))
+        if g is None: b.description, b.disabled, b.style.button_color = "—", True, "#ffffff"; return b
+        x, row = self._value(case_id, variant), g.iloc[0]
+        b.description, b.tooltip = views.cell_text(row, x, self.max_chars), f"{variant}\n{case_id}"
+        b.style.button_color = "#ffcdd2" if isinstance(row.error, str) else views.score_colour(x)
+        return b
 
     def select(self, case_id: str, variant: str) -> None:
         "Show one cell's details: every repeat's output and facts, and the rendered prompt."
-        g = self._groups[(case_id, variant)]
-        first = g.iloc[0]
-        messages = json.loads(first.messages) if isinstance(first.messages, str) else []
-        prompt = "".join(f'<div><i>{escape(m.get("role"))}</i>{output_html(m.get("content"))}</div>' for m in messages)
-        outs = "".join(f'<div style="margin:4px 0"><b>repeat {int(r["repeat"])}</b>{output_html(r["output"])}{facts(r)}</div>'
-                       for r in g.to_dict("records"))
-        self.detail.value = (f'<div style="border-top:1px solid #dde3e8;margin-top:6px"><h4>{escape(variant)} · case {escape(case_id)}</h4>'
-                             f'{outs}<details open><summary>rendered prompt</summary>{prompt}</details></div>')
+        self.detail.value = views.cell_detail(self._groups[(case_id, variant)].to_dict("records"), variant, case_id)
 
-# %% ../nbs/09_widgets.ipynb #dc11222a
+# %% ../nbs/09_widgets.ipynb #dc11222b
+def combine_runs(loaded: Sequence[Results]):
+    "One results table of several logged evaluations, a variant in more than one of them suffixed with its run's short id."
+    import pandas as pd
+    seen = pd.Series([v for res in loaded for v in dict.fromkeys(res.results.variant)]).value_counts()
+    tables = []
+    for res in loaded:
+        t = res.results.assign(run_id=res.run_id)
+        t["variant"] = [f"{v} [{res.run_id[:8]}]" if seen[v] > 1 else v for v in t.variant]
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
+
+# %% ../nbs/09_widgets.ipynb #dc11222d
 _SUMMARY_COLUMNS = ["variant", "model", "n", "n_cases", "error_rate", "pass_rate", "latency_p50_s", "tokens", "cost_usd", "cached"]
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", dpi=80)
-    return buf.getvalue()
-
-def _table_html(df) -> str:
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda x: f"{x:.4g}", classes="lb-table")
 
 class Runs(W.VBox):
     "Browse an experiment's evaluation runs in MLflow; pick some to see summaries, the paired comparison and plots."
     def __init__(self, experiment: str | None = None, settings: Settings | None = None):
         self.settings = settings or load_settings()
-        self.experiment = experiment or self.settings.experiment
-        self.results: Results | None = None
-        self.summary_frame = None
+        self.experiment, self.results, self.summary_frame, self._quiet = experiment or self.settings.experiment, None, None, False
         self.picker = W.SelectMultiple(rows=8, layout=W.Layout(width="100%"))
-        self.refresh_button = W.Button(description="Refresh", icon="refresh")
-        self.show_button = W.Button(description="Show", button_style="primary")
-        self.status = W.HTML()
-        self.summary = W.HTML()
-        self.score = W.Dropdown(description="score")
-        self.a, self.b = W.Dropdown(description="a"), W.Dropdown(description="b")
-        self.comparison, self.ranking = W.HTML(), W.HTML()
-        self.plots = W.HBox()
-        self.refresh_button.on_click(lambda _: self.refresh())
-        self.show_button.on_click(lambda _: self.show())
+        self.refresh_button, self.show_button = W.Button(description="Refresh", icon="refresh"), W.Button(description="Show", button_style="primary")
+        self.status, self.summary, self.comparison, self.ranking, self.plots = W.HTML(), W.HTML(), W.HTML(), W.HTML(), W.HBox()
+        self.score, self.a, self.b = W.Dropdown(description="score"), W.Dropdown(description="a"), W.Dropdown(description="b")
+        self.refresh_button.on_click(lambda _: self.refresh()); self.show_button.on_click(lambda _: self.show())
         for w in (self.score, self.a, self.b): w.observe(lambda _: self.compare(), names="value")
         super().__init__([W.HTML(f"<b>Evaluations in {escape(self.experiment)}</b>"), self.picker,
                           W.HBox([self.refresh_button, self.show_button]), self.status, self.summary,
@@ -791,9 +454,7 @@ class Runs(W.VBox):
     def refresh(self) -> None:
         "Read the experiment's evaluation runs from MLflow into the picker."
         try: runs = tracking.list_runs(self.experiment, self.settings)
-        except LlmopsBenchError as e:
-            self.picker.options, self.status.value = [], escape(e)
-            return
+        except LlmopsBenchError as e: self.picker.options, self.status.value = [], escape(e); return
         evals = runs[runs.kind == "evaluation"] if len(runs) else runs
         children = runs[runs.kind == "variant"].groupby("parent_run_id").size() if len(runs) else {}
         self.picker.options = [(f"{r.start_time:%Y-%m-%d %H:%M:%S} · {children.get(r.run_id, 0)} variants · "
@@ -802,45 +463,31 @@ class Runs(W.VBox):
 
     def show(self, run_ids: Sequence[str] | None = None) -> None:
         "Load the picked runs (or `run_ids`) and show their summary, ranking, paired comparison and plots."
-        import pandas as pd
         ids = list(run_ids or self.picker.value)
         if not ids: self.status.value = "Pick one or more runs first."; return
-        loaded = [evaluation.load(r, self.settings) for r in ids]
-        seen = pd.Series([v for res in loaded for v in dict.fromkeys(res.results.variant)]).value_counts()
-        tables = []
-        for res in loaded:
-            t = res.results.assign(run_id=res.run_id)
-            t["variant"] = [f"{v} [{res.run_id[:8]}]" if seen[v] > 1 else v for v in t.variant]
-            tables.append(t)
-        combined = pd.concat(tables, ignore_index=True)
-        self.results = Results(combined, {"runs": ids})
-        self.summary_frame = summary = stats.summarize(combined)
-        cols = [c for c in _SUMMARY_COLUMNS[:6] + stats.summary_scores(summary) + _SUMMARY_COLUMNS[6:] if c in summary.columns]
-        self.summary.value = _table_html(summary[cols])
-        variants = list(summary.variant)
-        self._quiet = True
-        self.score.options = [(s[6:], s) for s in stats.summary_scores(summary)] or [("no score", None)]
-        self.score.value = self.score.options[0][1]
-        self.a.options, self.b.options = variants, variants
-        self.a.value, self.b.value = variants[0], variants[min(1, len(variants) - 1)]
-        self._quiet = False
+        combined = combine_runs([evaluation.load(r, self.settings) for r in ids])
+        self.results, self.summary_frame = Results(combined, {"runs": ids}), (summary := stats.summarize(combined))
+        scores = stats.summary_scores(summary)
+        self.summary.value = views.table_html(summary[[c for c in _SUMMARY_COLUMNS[:6] + scores + _SUMMARY_COLUMNS[6:] if c in summary.columns]])
+        variants, self._quiet = list(summary.variant), True
+        self.score.options = [(s[6:], s) for s in scores] or [("no score", None)]
+        self.score.value, self.a.options, self.b.options = self.score.options[0][1], variants, variants
+        self.a.value, self.b.value, self._quiet = variants[0], variants[min(1, len(variants) - 1)], False
         self.compare()
-        self.plots.children = [W.Image(value=_png(f), format="png", layout=W.Layout(max_width="32%"))
+        self.plots.children = [W.Image(value=views.png(f), format="png", layout=W.Layout(max_width="32%"))
                                for f in plots.evaluation_figures(combined, summary).values()]
         self.status.value = f"{len(ids)} runs · {len(variants)} variants · {combined.case_id.nunique()} cases"
 
     def compare(self):
         "The paired comparison of variants a and b on the chosen score, and the ranking; the `Comparison` (None when there is none)."
-        if getattr(self, "_quiet", False) or self.results is None: return None
+        if self._quiet or self.results is None: return None
         if self.score.value is None:
             self.comparison.value, self.ranking.value = "No score to compare: evaluate with scorers=[...].", ""
             return None
         try:
-            self.ranking.value = _table_html(stats.rank(self.results.results, self.score.value)[
-                ["rank", "variant", "n_cases", "mean", "lo", "hi", "diff_vs_best", "p_holm", "worse_than_best"]])
+            ranked = stats.rank(self.results.results, self.score.value)
+            self.ranking.value = views.table_html(ranked[["rank", "variant", "n_cases", "mean", "lo", "hi", "diff_vs_best", "p_holm", "worse_than_best"]])
             c = stats.compare(self.results.results, self.a.value, self.b.value, self.score.value)
-        except LlmopsBenchError as e:
-            self.comparison.value = escape(e)
-            return None
+        except LlmopsBenchError as e: self.comparison.value = escape(e); return None
         self.comparison.value = c._repr_html_()
         return c
