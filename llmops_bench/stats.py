@@ -556,7 +556,7 @@ def betting_capital(x, m, alpha: float = 0.05, c: float = 0.5):
     m = np.asarray(m, dtype="float64")
     up = np.cumsum(np.log1p(np.minimum(stake, c / m) * (x - m)), axis=-1)
     down = np.cumsum(np.log1p(-np.minimum(stake, c / (1 - m)) * (x - m)), axis=-1)
-    return 0.5 * np.exp(up) + 0.5 * np.exp(down)
+    return np.exp(np.minimum(np.logaddexp(up, down) - np.log(2), 700.0))   # capped: far from the truth it only grows
 
 # %% ../nbs/05_stats.ipynb #7e650af8
 _GRID = 401   # candidate means for the confidence sequence: steps of 0.005 in x, 0.01 in the difference
