@@ -68,6 +68,7 @@ def runs_list(experiment: str | None, as_json: bool, limit: int, out) -> None:
     metrics = [c for c in table.columns if c.startswith("metrics.score.")] + [c for c in ("metrics.error_rate", "metrics.cost_usd") if c in table]
     _print_table(table[[c for c in _RUN_COLUMNS if c in table] + metrics], as_json, out)
 
+# %% ../nbs/12_cli.ipynb #b99cc4f4
 def runs_show(run_id: str, as_json: bool, out) -> None:
     "Print an evaluation's spec essentials and its per-variant summary."
     from llmops_bench.evaluation import load
@@ -90,12 +91,19 @@ def runs_compare(run_a: str, run_b: str, as_json: bool, out) -> None:
     for m in metrics: joined[f"{m}.change"] = joined[f"{m}.b"] - joined[f"{m}.a"]
     _print_table(joined[["variant", *[f"{m}.{x}" for m in metrics for x in ("a", "b", "change")]]], as_json, out)
 
-def runs_push(folder: str, experiment: str | None, out) -> None:
-    "Log results saved in `folder` (by `Results.save`, or when the tracking store was down)."
-    from llmops_bench.evaluation import Results, log
-    run_id = log(Results.load(folder), experiment)
+# %% ../nbs/12_cli.ipynb #d1e9f709
+def runs_push(folder: str, experiment: str | None, out) -> str:
+    "Log results saved in `folder` to their recorded experiment (or `experiment`); print and return the run id (the same on every push)."
+    from llmops_bench.evaluation import Results, log_results
+    from llmops_bench.tracking import experiment_name, tracking_uri
+    results = Results.load(folder)
+    name = experiment_name(experiment or results.spec.get("experiment"))
+    run_id = log_results(results, experiment)
     print(run_id, file=out)
+    print(f"llmops-bench: {folder} is logged to experiment {name!r} at {tracking_uri()}: run {run_id}", file=sys.stderr)
+    return run_id
 
+# %% ../nbs/12_cli.ipynb #6007c346
 def ui(port: int, out) -> int:
     "Run the MLflow UI on the tracking store, on 127.0.0.1, until interrupted."
     import subprocess, os
@@ -115,16 +123,28 @@ def ui(port: int, out) -> int:
         return 0
 
 # %% ../nbs/12_cli.ipynb #c1a0e5f2
+def _kept(results, what: str = "evaluation") -> None:
+    "Tell (on stderr) where results the tracking store could not take are waiting, and how to log them."
+    from llmops_bench.tracking import tracking_uri
+    print(f"llmops-bench: the {what} ran, but the tracking store at {tracking_uri()} could not take its results ({results.log_error}).\n"
+          f"Nothing is lost: the results are saved in {results.unlogged}\n"
+          f"Log them once the store is back: llmops-bench runs push {results.unlogged}", file=sys.stderr)
+
 _SUMMARY_COLUMNS = ["variant", "n", "pass_rate", "error_rate", "latency_p50_s", "cost_usd"]
 
 def _summary_view(summary):
     cols = [c for c in _SUMMARY_COLUMNS if c in summary] + [c for c in summary.columns if c.startswith("score.") and not c.endswith((".lo", ".hi"))]
     return summary[[*cols, *[c for c in ("evaluation",) if c in summary]]]
 
+# %% ../nbs/12_cli.ipynb #36b77989
 def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool, progress: bool, out) -> int:
     "Run the evaluation a spec file (ours or a promptfoo config) describes; print summary, ranking and gates; the exit code."
+    import warnings
     from llmops_bench.specs import run_spec
-    done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress)
+    with warnings.catch_warnings():   # evaluate's own warning says what `_kept` below says, less plainly for a terminal
+        warnings.filterwarnings("ignore", message="The evaluation ran but could not be logged", category=UserWarning)
+        done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress)
+    if done.unlogged is not None: _kept(done.results)
     if as_json:
         print(json.dumps(done.to_dict(), default=str), file=out)
         return done.exit_code
@@ -162,6 +182,7 @@ def _grid(items) -> dict:
         grid[name.strip()] = parsed
     return grid
 
+# %% ../nbs/12_cli.ipynb #2effda75
 def _print_job(report, out) -> None:
     print(f"job {report.run_id}: {report.notebook.name} {report.status} in {report.duration_s:.1f}s, experiment {report.experiment!r}", file=out)
     if report.error: print(f"  error: {report.error}", file=out)
@@ -182,6 +203,7 @@ def job_run(args, out) -> int:
     else: _print_job(report, out)
     return report.exit_code
 
+# %% ../nbs/12_cli.ipynb #b4f108bb
 def job_sweep(args, out) -> int:
     "`job sweep`: the grid's jobs in worker processes; one table; the worst exit code among them."
     from llmops_bench import jobs
@@ -209,27 +231,28 @@ def job_rerun(args, out) -> int:
     return done.job.exit_code
 
 # %% ../nbs/12_cli.ipynb #b61d1696
-_EXIT_CODES = "exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 runtime failure (a notebook cell failed, the store is down)"
+_EXIT_CODES = ("exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 runtime failure (a notebook cell failed; the tracking store is down: "
+               "`eval` and `demo` then keep the results in a folder and say so; `llmops-bench runs push FOLDER` logs them later)")
 
-def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of `llmops-bench`."
-    parser = argparse.ArgumentParser(prog="llmops-bench", description="Compare prompts and models, log to MLflow, gate quality in CI.",
-                                     epilog=_EXIT_CODES)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the offline demo evaluation (no key, no network)",
+def _demo_and_eval_parsers(sub) -> None:
+    demo = sub.add_parser("demo", help="run the offline demo evaluation (no key, no network)", epilog=_EXIT_CODES,
                           description="Evaluate 2 prompt versions × 2 offline models on a bundled question-answering dataset.")
     demo.add_argument("--repeats", type=int, default=1, help="samples per case and variant (default 1)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
     ev = sub.add_parser("eval", help="run an evaluation spec (llmops-bench YAML or a promptfoo config)", epilog=_EXIT_CODES,
                         description="Evaluate what SPEC describes (prompts, models, dataset, scorers, gates), log it to MLflow, print the "
-                                    "summary and the ranking; exit 1 when a gate fails. promptfooconfig.yaml files are read too.")
+                                    "summary and the ranking; exit 1 when a gate fails. When the tracking store cannot be reached, the "
+                                    "results are saved in a folder under the cache directory (<root>/.llmops-bench/unlogged/), stderr "
+                                    "names it, and the exit code is 3: `llmops-bench runs push FOLDER` logs them later. "
+                                    "promptfooconfig.yaml files are read too.")
     ev.add_argument("spec", metavar="SPEC", help="a .yaml spec file, or a promptfoo config")
     ev.add_argument("--experiment", help="MLflow experiment (default: the spec's, else settings.ini's)")
     ev.add_argument("--gate", action="append", metavar="EXPR", help="a gate such as 'pass_rate>=0.8' (repeatable; added to the spec's)")
-    ev.add_argument("--json", action="store_true", help="print one JSON document")
+    ev.add_argument("--json", action="store_true", help="print one JSON document (with `unlogged`: the folder, when the store was down)")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+# %% ../nbs/12_cli.ipynb #8d672adc
+def _job_parsers(sub) -> None:
     job = sub.add_parser("job", help="run evaluation notebooks as jobs (papermill + MLflow + gates)",
                          description="Run evaluation notebooks unattended: one, a parameter sweep, or again from a recorded run.")
     job_sub = job.add_subparsers(dest="job_command", required=True, metavar="ACTION")
@@ -258,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-cache", action="store_true", help="send every call again instead of answering from the response cache")
         p.add_argument("--json", action="store_true", help="print JSON")
 
+# %% ../nbs/12_cli.ipynb #1e8eb855
+def _runs_and_ui_parsers(sub) -> None:
     runs = sub.add_parser("runs", help="list, show, compare and push evaluation runs",
-                          description="Read evaluation runs back from MLflow, or log saved results.")
+                          description="Read evaluation runs back from MLflow, or log results that were saved locally.")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     listing = runs_sub.add_parser("list", help="the evaluations and variant runs of an experiment, newest first")
     listing.add_argument("--experiment", help="experiment name (default: settings.ini's experiment)")
@@ -268,21 +293,34 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     compare = runs_sub.add_parser("compare", help="two evaluations' summaries side by side, variant by variant")
     compare.add_argument("run_ids", nargs=2, metavar="RUN_ID")
-    push = runs_sub.add_parser("push", help="log results saved locally (when the tracking store was down)")
-    push.add_argument("folder")
-    push.add_argument("--experiment", help="experiment name (default: settings.ini's experiment)")
+    push = runs_sub.add_parser("push", help="log results saved locally (when the tracking store was down); prints the run id", epilog=_EXIT_CODES,
+                               description="Log the results saved in FOLDER (results.parquet and spec.json: what `eval` keeps under "
+                                           "<root>/.llmops-bench/unlogged/ when the tracking store is down, or Results.save) to the experiment "
+                                           "they were run for, and print the run id. Pushing the same folder again gives the same run, not a second one.")
+    push.add_argument("folder", metavar="FOLDER")
+    push.add_argument("--experiment", help="log to this experiment instead of the one recorded in FOLDER's spec.json")
     for p in (listing, show, compare): p.add_argument("--json", action="store_true", help="print JSON records")
-
     ui = sub.add_parser("ui", help="start the MLflow UI on the tracking store (127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+
+# %% ../nbs/12_cli.ipynb #bd941016
+def build_parser() -> argparse.ArgumentParser:
+    "The argument parser of `llmops-bench`."
+    parser = argparse.ArgumentParser(prog="llmops-bench", description="Compare prompts and models, log to MLflow, gate quality in CI.",
+                                     epilog=_EXIT_CODES)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_demo_and_eval_parsers, _job_parsers, _runs_and_ui_parsers): add(sub)
     return parser
 
+# %% ../nbs/12_cli.ipynb #3952ffb1
 def main(argv: list[str] | None = None) -> int:
     "Run the command line; the exit code (0 ok, 1 gate failed, 2 bad input, 3 runtime failure)."
     args = build_parser().parse_args(argv)
     out = sys.stdout
     try:
-        if args.command == "demo": run_demo(args.repeats, progress=not args.no_progress)
+        if args.command == "demo":
+            results = run_demo(args.repeats, progress=not args.no_progress)
+            if results.unlogged is not None: _kept(results); return 3
         elif args.command == "ui": return ui(args.port, out)
         elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out)
         elif args.command == "job":
