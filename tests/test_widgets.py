@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import llmops_bench as lb
-from llmops_bench import evaluation, scorers, tracking
+from llmops_bench import evaluation, jobs, scorers, tracking
 from llmops_bench.widgets import Compare, Grid, Runs
 
 ATTACK = '<script>window.__xss = 1</script> <img src=x onerror="window.__xss = 2"> Paris is in France. Which city?'
@@ -82,24 +82,24 @@ def test_compare_runs_columns_side_by_side_and_logs_a_run(settings):
     assert all("cached" in c.facts.value for c in w.columns) and "2 cached" in w.status.value
 
 
-def test_compare_on_a_running_loop_does_not_block_and_fills_columns_as_calls_finish(settings, fake_server):
-    "Inside Jupyter the click schedules the run on the kernel's loop and returns at once; each column fills as its call ends."
-    fast = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
+def test_compare_inside_a_running_loop_does_not_block_and_fills_columns_as_calls_finish(settings, fake_server):
+    "Inside Jupyter (a running event loop) the click starts a worker thread and returns at once; each column fills as its call ends."
+    slow = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
     fake_server.configure(latency=1.0)   # every call on the fake server takes a second; bench/echo answers at once
     events: list[tuple[str, float]] = []
 
     async def main():
-        w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", fast], values={"question": "hello there?"}, log=False,
-                    settings=settings, background="loop")
+        w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", slow], values={"question": "hello there?"}, log=False,
+                    settings=settings)
         for i, c in enumerate(w.columns):
             c.output.observe(lambda ch, i=i: ch["new"].count("hello") and events.append((f"column {i}", time.monotonic())), names="value")
         w.status.observe(lambda ch: "finished" in ch["new"] and events.append(("finished", time.monotonic())), names="value")
         clicked = time.monotonic()
         w.run_button.click()
         returned = time.monotonic() - clicked
-        assert w.task is not None and not w.task.done() and w.running and w.stop_button.disabled is False
+        assert w.running and w.stop_button.disabled is False and w.run_button.disabled is True
         ticks = 0
-        while not w.task.done():   # the loop is free while the calls are in flight
+        while w.running:   # the loop is free while the calls are in flight
             ticks += 1
             await asyncio.sleep(0.01)
         return w, returned, ticks
@@ -107,10 +107,21 @@ def test_compare_on_a_running_loop_does_not_block_and_fills_columns_as_calls_fin
     w, returned, ticks = asyncio.run(main())
     assert returned < 0.5 and ticks > 20
     order = [name for name, _ in events]
-    assert order == ["column 0", "column 1", "finished"], order
+    assert order[:2] == ["column 0", "column 1"] and order[-1] == "finished", order
     gap = dict(events)
     assert gap["column 1"] - gap["column 0"] > 0.5   # bench/echo was shown while the other call was still in flight
     assert "echo: hello there?" in w.columns[1].output.value and w.run_id is None and "not logged" in w.run_info.value
+    assert w.run_button.disabled is False and w.stop_button.disabled is True
+
+
+def test_wait_works_inside_a_running_event_loop(settings):
+    "wait() joins the worker thread, so a cell of a running Jupyter kernel (a running event loop) may block on it."
+    async def main():
+        w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo"], values={"question": "inside?"}, log=False, settings=settings)
+        w.run()
+        return w.wait(30)
+    w = asyncio.run(main())
+    assert "inside?" in w.columns[0].output.value and "1 of 1 calls finished" in w.status.value
 
 
 def test_stop_cancels_and_keeps_what_finished(settings, fake_server):
@@ -134,16 +145,35 @@ def test_stop_cancels_and_keeps_what_finished(settings, fake_server):
     assert w.run_button.disabled is False and w.stop_button.disabled is True
 
 
-def test_failures_are_said_in_words_and_the_other_columns_go_on(settings):
-    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", "bench/lead", "bench/nope"], values={"question": "only a question?"},
+def test_failures_are_said_in_words(settings):
+    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", "bench/lead"], values={"question": "only a question?"},
                 log=False, settings=settings)
     w.run_button.click()
     w.wait()
-    echo, lead, nope = w.columns
+    echo, lead = w.columns
     assert "only a question?" in echo.output.value
     assert "Failed: the reply could not be used" in lead.facts.value and "empty reply" in lead.facts.value
-    assert "Not sent" in nope.facts.value and "Unknown offline model &#x27;bench/nope&#x27;" in nope.facts.value
-    assert "2 of 3 calls finished · 1 failed" in w.status.value
+    assert "2 of 2 calls finished · 1 failed" in w.status.value
+
+
+def test_bad_input_names_its_column_and_sends_nothing(settings, fake_server):
+    local = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
+    w = Compare(lb.Prompt("raw", "{{question}}"), [local, "bench/nope"], values={"question": "q?"}, log=False, settings=settings)
+    w.run_button.click()
+    w.wait()
+    good, nope = w.columns
+    assert "Not sent." in w.status.value and "Unknown offline model &#x27;bench/nope&#x27;" in w.status.value
+    assert lb.widgets.escape(nope.name) in w.status.value and lb.widgets.escape(good.name) not in w.status.value
+    assert "Unknown offline model" in nope.facts.value and "not sent" in good.facts.value and good.row is None
+    assert fake_server.stats()["requests"] == 0 and w.results is None   # nothing was sent, not even the good column's call
+    # a prompt variable the case lacks: the column whose prompt uses it is named
+    d = Compare([lb.Prompt("a", "{{question}}"), lb.Prompt("b", "{{question}} in {{tone}}")], ["bench/echo"], log=False, settings=settings,
+                data=[{"id": "c1", "question": "q?"}])
+    d.run_button.click()
+    d.wait()
+    assert "Not sent." in d.status.value and "{{tone}}" in d.status.value
+    assert lb.widgets.escape(d.columns[1].name) in d.status.value and lb.widgets.escape(d.columns[0].name) not in d.status.value
+    assert d.run_button.disabled is False and not d.running
 
 
 def test_editing_prompts_models_and_settings(settings):
@@ -318,9 +348,7 @@ def test_save_as_job_runs_under_papermill_to_the_same_table_without_new_calls(se
     assert job.results.cached.all()
     keys = [*KEYS, "score.icontains", "score.length", "latency_s", "cost_usd"]
     pd.testing.assert_frame_equal(job.results[keys].reset_index(drop=True), w.results.results[keys].reset_index(drop=True))
-    executed = nbformat.read(tmp_path/"executed.ipynb", as_version=4)
-    scraps = {o["data"][lb.widgets.SCRAP_MIME]["name"]: o["data"][lb.widgets.SCRAP_MIME]["data"]
-              for c in executed.cells for o in c.get("outputs", []) if lb.widgets.SCRAP_MIME in o.get("data", {})}
+    scraps = jobs.read_scraps(tmp_path/"executed.ipynb")
     assert scraps["run_id"] in {r.info.run_id for r in evaluations(settings, "t-job")}
     assert scraps["run_id"] != w.run_id   # its own run (the cached flags differ), in the same experiment
 
