@@ -201,7 +201,7 @@ _VENDORS = {"openai": "", "ollama": "ollama/", "anthropic": "anthropic/", "azure
             "vertex": "vertex_ai/", "mistral": "mistral/", "groq": "groq/", "openrouter": "openrouter/", "togetherai": "together_ai/",
             "deepseek": "deepseek/", "fireworks": "fireworks_ai/", "perplexity": "perplexity/", "cohere": "cohere/", "bench": "bench/",
             "gemini": "gemini/", "google": "gemini/", "xai": "xai/", "cerebras": "cerebras/", "litellm": ""}
-_KINDS = ("chat", "completion", "messages", "responses")
+_KINDS = ("chat", "completion", "messages", "responses", "embedding", "embeddings")
 _CONFIG = {"temperature": "temperature", "max_tokens": "max_tokens", "top_p": "top_p", "seed": "seed", "apiBaseUrl": "api_base",
            "apiHost": "api_base", "apiKey": "api_key", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty", "stop": "stop"}
 
@@ -422,7 +422,7 @@ def _grade_rubrics(items: list[tuple], options: dict, runner) -> tuple[dict, dic
     verdicts, costs, charged = {}, {}, set()
     for key, threshold, k in wanted:
         r = answers[k]
-        failure = f"{r['error_type']} after {r['attempts']} attempt(s): {r['error']}" if isinstance(r["error"], str) else None
+        failure = None if not isinstance(r["error"], str) else f"{r['error_type']}: {r['error']}" + (f" (after {r['attempts']} attempts)" if r["attempts"] > 1 else "")
         verdicts[key] = _rubric_verdict(None if failure else r["output"], failure, threshold)
         if k not in charged: charged.add(k); costs.setdefault(key[0], []).append(_spent(r))
     return verdicts, costs

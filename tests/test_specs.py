@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmops_bench import specs, tracking
-from llmops_bench.core import load_settings
+from llmops_bench.core import Settings, load_settings
 
 CLI = Path(sys.executable).parent/"llmops-bench"
 
@@ -124,6 +124,36 @@ def test_a_promptfoo_suite_gives_promptfoos_verdicts(suite, tmp_path, fake_serve
     assert done.exit_code == 1 and done.gates.failures
     logged = tracking.read_evaluation(done.run_id, settings)[0]
     assert logged["score.assertions"].tolist() == done.results.results["score.assertions"].tolist()
+    # the assertions are one scorer of the evaluation: details as its rationale, the grader's cost apart (nothing, offline)
+    table = done.results.results
+    assert done.results.spec["scorers"] == ["assertions"] and table["cost.assertions"].tolist() == [0.0] * 10
+    details = dict(zip(done.tests.test, map(json.loads, table["rationale.assertions"])))
+    assert [(d["type"], d["pass"]) for d in details["threshold over weighted scores"]] == [("starts-with", True), ("contains", True), ("equals", False)]
+    assert logged["rationale.assertions"].tolist() == table["rationale.assertions"].tolist()
+
+
+POLICY_CONFIG = """\
+prompts: ["Say {{word}}"]
+providers: [echo]
+tests:
+  - vars: {word: hello}
+    assert:
+      - {type: llm-rubric, value: says hello}
+      - {type: similar, value: hello}
+      - {type: contains, value: hello}
+"""
+
+
+def test_model_graded_assertions_obey_the_model_policy(tmp_path):
+    # promptfoo's default grader (gpt-4o-mini) and embedder (text-embedding-3-large) are refused by the project's policy: the
+    # runner refuses them before anything is sent (no key is needed to see it), and each assertion fails saying so
+    (tmp_path/"promptfooconfig.yaml").write_text(POLICY_CONFIG)
+    settings = Settings(root=tmp_path, deny_models="gpt-*,text-embedding-*")
+    done = specs.run_spec(tmp_path/"promptfooconfig.yaml", log=False, settings=settings)
+    rubric, similar, contains = json.loads(done.results.results["rationale.assertions"].iloc[0])
+    assert not rubric["pass"] and rubric["reason"].startswith("the grader failed: policy") and "gpt-4o-mini" in rubric["reason"], rubric
+    assert not similar["pass"] and similar["reason"].startswith("the embedding model text-embedding-3-large failed") and "text-embedding-3-large" in similar["reason"], similar
+    assert contains["pass"] and done.tests.passed.tolist() == [False] and done.exit_code == 1
 
 
 def test_eval_on_the_cli(suite, tmp_path):
