@@ -300,6 +300,8 @@ class Settings:
     rpm: float = 0.0                   # requests per minute per model (0: unlimited)
     allow_models: str = "*"            # comma-separated glob patterns of model ids that may be called
     deny_models: str = ""              # comma-separated glob patterns that are refused even if allowed
+    transport: str = "auto"            # auto: OpenAI-compatible chat endpoints take the lean transport; litellm: every call through litellm
+    hedge: bool = True                 # a call still unanswered after its model's p95 latency × 2 gets one duplicate request
     root: Path = field(default_factory=Path.cwd)
 
     def path(self, value: str) -> Path:

@@ -1,4 +1,4 @@
-"""The single doorway to litellm: one async call that returns text, tokens, cost and timing, or a typed error; and the offline `bench/` models.
+"""The single doorway to models: one async call that returns text, tokens, cost and timing, or a typed error. A lean transport for OpenAI-compatible chat endpoints, litellm for every other provider, and the offline `bench/` models.
 
 Docs: https://llmops-bench.github.io/llmops-bench/providers.html.md"""
 
@@ -8,20 +8,26 @@ Docs: https://llmops-bench.github.io/llmops-bench/providers.html.md"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import math
 import os
 import re
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
-from .core import LlmopsBenchError, Model, ModelError, PolicyError
+from .core import ConfigError, LlmopsBenchError, Model, ModelError, PolicyError
 
 # %% auto #0
-__all__ = ['BENCH_MODELS', 'ERROR_TYPES', 'RETRYABLE', 'EMBED_DIM', 'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo',
-           'bench_lead', 'bench_extractive', 'litellm_module', 'check_model', 'ProviderError', 'classify', 'Completion',
-           'call_cost', 'complete', 'bench_embed', 'Embeddings', 'embed']
+__all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'RETRYABLE', 'NO_KEY', 'EMBED_DIM',
+           'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive', 'bench_reply',
+           'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
+           'ProviderError', 'retry_after', 'bad_json', 'classify', 'http_error', 'Completion', 'call_cost', 'pooled',
+           'ChatRequest', 'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -67,6 +73,17 @@ def bench_extractive(text: str) -> str:
 
 BENCH_MODELS: dict[str, Callable[[str], str]] = {"echo": bench_echo, "lead": bench_lead, "extractive": bench_extractive}
 
+# %% ../nbs/02_providers.ipynb #b3c1e7a1
+def bench_reply(name: str, messages: Sequence[dict]) -> tuple[str, dict]:
+    "The answer of offline chat model `bench/<name>` to the last user message, and its usage; `ProviderError` for an unknown name."
+    if name not in BENCH_MODELS:
+        raise ProviderError("bad_request", f"Unknown offline model 'bench/{name}'; the bench models are: "
+                                           f"{', '.join('bench/' + m for m in BENCH_MODELS)}.")
+    text = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "") or ""
+    out = BENCH_MODELS[name](text)
+    pt, ct = sum(count_tokens(m.get("content") or "") for m in messages), count_tokens(out)
+    return out, {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+
 # %% ../nbs/02_providers.ipynb #41bcf84d
 _litellm = None
 
@@ -83,13 +100,9 @@ def litellm_module():
     return _litellm
 
 def _bench_handler(litellm):
-    def answer(model: str, messages: list[dict]) -> tuple[str, dict]:
-        if model not in BENCH_MODELS:
-            raise litellm.BadRequestError(f"Unknown bench model 'bench/{model}'", model=f"bench/{model}", llm_provider="bench")
-        text = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "") or ""
-        out = BENCH_MODELS[model](text)
-        pt, ct = sum(count_tokens(m.get("content") or "") for m in messages), count_tokens(out)
-        return out, {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+    def answer(model, messages):
+        try: return bench_reply(model, messages)
+        except ProviderError as e: raise litellm.BadRequestError(str(e), model=f"bench/{model}", llm_provider="bench") from None
 
     def response(model, messages):
         out, usage = answer(model, messages)
@@ -107,15 +120,10 @@ def _bench_handler(litellm):
                    "usage": usage if last else None}
 
     def embeddings(model, input, model_response):
-        if model not in BENCH_EMBEDDINGS:
-            raise litellm.BadRequestError(f"Unknown bench embedding model 'bench/{model}'; the bench embedding models are: "
-                                          f"{', '.join('bench/' + m for m in BENCH_EMBEDDINGS)}", model=f"bench/{model}", llm_provider="bench")
-        texts = [input] if isinstance(input, str) else list(input)
-        if not all(isinstance(t, str) for t in texts):
-            raise litellm.BadRequestError("bench embeddings take text, not token ids", model=f"bench/{model}", llm_provider="bench")
+        try: vectors, tokens = bench_vectors(model, [input] if isinstance(input, str) else list(input))
+        except ProviderError as e: raise litellm.BadRequestError(str(e), model=f"bench/{model}", llm_provider="bench") from None
         model_response.model = f"bench/{model}"
-        model_response.data = [{"object": "embedding", "index": i, "embedding": BENCH_EMBEDDINGS[model](t)} for i, t in enumerate(texts)]
-        tokens = sum(count_tokens(t) for t in texts)
+        model_response.data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         model_response.usage = litellm.Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
         return model_response
 
@@ -130,9 +138,59 @@ def _bench_handler(litellm):
         async def aembedding(self, model, input, model_response, *args, **kwargs): return embeddings(model, input, model_response)
     return Bench()
 
+# %% ../nbs/02_providers.ipynb #c4d2e8b1
+_PRICE_FILE = "model_prices_and_context_window_backup.json"
+_price_map: dict | None = None
+
+def price_map() -> dict:
+    "litellm's bundled price map (model id -> prices and capabilities), read from the installed package's data; {} without litellm."
+    global _price_map
+    if _price_map is None:
+        import importlib.util
+        spec = importlib.util.find_spec("litellm")
+        path = Path(next(iter(spec.submodule_search_locations)))/_PRICE_FILE if spec and spec.submodule_search_locations else None
+        _price_map = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    return _price_map
+
+def model_info(model_id: str) -> dict | None:
+    "The price-map entry of `model_id` (or of the name after its `openai/` prefix), None if the map does not list it."
+    for key in (model_id, model_id[len("openai/"):] if model_id.startswith("openai/") else None):
+        if key and isinstance(info := price_map().get(key), dict) and key != "sample_spec": return info
+    return None
+
+# %% ../nbs/02_providers.ipynb #d5e3f9c1
+TRANSPORTS = ("offline", "lean", "litellm")
+TRANSPORT_SETTINGS = ("auto", "litellm")
+# settings sent in the request body as they are, and settings of the call itself
+_LEAN_BODY = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
+                        "frequency_penalty", "logit_bias", "response_format", "user", "reasoning_effort", "logprobs", "top_logprobs",
+                        "service_tier", "extra_body"})
+_LEAN_CALL = frozenset({"api_base", "base_url", "api_key", "organization", "timeout", "extra_headers"})
+_REASONING_REWRITTEN = frozenset({"max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs",
+                                  "top_logprobs", "logit_bias"})
+
+def openai_chat_name(model_id: str) -> str | None:
+    "The model name an OpenAI-compatible chat endpoint expects for `model_id`, None if the id is not OpenAI-compatible."
+    if model_id.startswith("openai/"): return model_id[len("openai/"):] or None
+    if "/" in model_id: return None
+    info = model_info(model_id)
+    return model_id if info and info.get("litellm_provider") == "openai" and info.get("mode") == "chat" else None
+
+def transport_for(model: Model, setting: str = "auto") -> str:
+    "How `model` is called: 'offline' (bench/), 'lean' (an OpenAI-compatible chat endpoint, unless `setting` is 'litellm'), 'litellm'."
+    if setting not in TRANSPORT_SETTINGS:
+        raise ConfigError(f"Setting 'transport' must be one of {', '.join(TRANSPORT_SETTINGS)}, got {setting!r}.")
+    if model.id.startswith("bench/"): return "offline"
+    if setting == "litellm" or (name := openai_chat_name(model.id)) is None: return "litellm"
+    settings = model.call_kwargs()
+    if not set(settings) <= _LEAN_BODY | _LEAN_CALL: return "litellm"
+    if not isinstance(settings.get("response_format", {}), dict) or not isinstance(settings.get("extra_body", {}), dict): return "litellm"
+    if (model_info(name) or {}).get("supports_reasoning") and set(settings) & _REASONING_REWRITTEN: return "litellm"
+    return "lean"
+
 # %% ../nbs/02_providers.ipynb #ae05a51f
 def check_model(model: Model, kind: str = "chat") -> None:
-    "Raise `ModelError` unless litellm (or the bench provider) knows how to call `model` for `kind` ('chat' or 'embed')."
+    "Raise `ModelError` unless `model` can be called for `kind` ('chat' or 'embed'): an offline model, an OpenAI-compatible one, or litellm's."
     if model.id.startswith("bench/"):
         known = BENCH_MODELS if kind == "chat" else BENCH_EMBEDDINGS   # the offline embedders are defined below
         if model.id[len("bench/"):] not in known:
@@ -140,6 +198,7 @@ def check_model(model: Model, kind: str = "chat") -> None:
             raise ModelError(f"Unknown {what} {model.id!r}; the bench {'models' if kind == 'chat' else 'embedding models'} are: "
                              f"{', '.join('bench/' + m for m in known)}.")
         return
+    if kind == "chat" and openai_chat_name(model.id): return
     litellm = litellm_module()
     try: litellm.get_llm_provider(model.id, api_base=model.params.get("api_base"))
     except Exception as e:
@@ -160,35 +219,60 @@ class ProviderError(LlmopsBenchError):
     @property
     def retryable(self) -> bool: return self.error_type in RETRYABLE
 
-_JSON_DECODE = re.compile(r"Expecting (value|property name|',' delimiter)|Unterminated string|JSONDecodeError|Invalid control character|Extra data", re.I)
+_JSON_DECODE = re.compile(r"(Expecting (?:value|property name|',' delimiter)|Unterminated string|Invalid control character|Extra data)[^()]*"
+                          r"(\(char \d+\))?|JSONDecodeError", re.I)
+_LITELLM_WRAPPING = re.compile(r"^(?:litellm\.\w+: )+(?:\w+: )?(?:\w+Exception - )?")
+_NO_KEY = re.compile(r"Missing credentials|api_key client option must be set", re.I)
+NO_KEY = "Missing credentials: pass api_key to the Model or set OPENAI_API_KEY."
 
-def _retry_after(exc) -> float | None:
-    for headers in (getattr(exc, "headers", None), getattr(getattr(exc, "response", None), "headers", None)):
-        try: value = headers and headers.get("retry-after")
+def retry_after(headers) -> float | None:
+    "Seconds a server asked to wait, from `retry-after-ms` or `Retry-After` headers (a number of seconds); None if absent."
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try: value = headers and headers.get(name)
         except Exception: value = None
         if value:
-            try: return max(0.0, float(value))
-            except ValueError: return None
+            try: return max(0.0, float(value) / scale)
+            except ValueError: continue
     return None
 
+def bad_json(detail: str) -> ProviderError:
+    "The error of a reply that is not valid JSON (`detail`: the decoder's message)."
+    m = _JSON_DECODE.search(detail)
+    return ProviderError("bad_response", f"the reply is not valid JSON ({m.group(0) if m else detail[:200]})")
+
+# %% ../nbs/02_providers.ipynb #8560dc72
 def classify(exc: BaseException) -> ProviderError:
     "The `ProviderError` that describes `exc`, an exception raised while calling a model."
     if isinstance(exc, ProviderError): return exc
-    msg = str(exc).strip() or type(exc).__name__
+    msg = _LITELLM_WRAPPING.sub("", str(exc).strip()) or type(exc).__name__
     if isinstance(exc, PolicyError): return ProviderError("policy", msg)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)): return ProviderError("timeout", msg if str(exc) else "the call timed out")
     if _litellm is None: return ProviderError("other", msg)
     lt = _litellm
-    if isinstance(exc, lt.RateLimitError): return ProviderError("rate_limit", msg, _retry_after(exc))
+    headers = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    if isinstance(exc, lt.RateLimitError): return ProviderError("rate_limit", msg, retry_after(headers))
     if isinstance(exc, lt.Timeout): return ProviderError("timeout", msg)
+    if _NO_KEY.search(msg): return ProviderError("auth", NO_KEY)
     if isinstance(exc, (lt.AuthenticationError, lt.PermissionDeniedError)): return ProviderError("auth", msg)
     if isinstance(exc, (lt.BadRequestError, lt.NotFoundError, lt.UnprocessableEntityError)): return ProviderError("bad_request", msg)
-    if _JSON_DECODE.search(msg): return ProviderError("bad_response", msg)
+    if _JSON_DECODE.search(msg): return bad_json(msg)
     if isinstance(exc, (lt.InternalServerError, lt.ServiceUnavailableError, lt.BadGatewayError, lt.APIConnectionError)):
-        return ProviderError("server", msg, _retry_after(exc))
+        return ProviderError("server", msg, retry_after(headers))
     status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and status >= 500: return ProviderError("server", msg, _retry_after(exc))
+    if isinstance(status, int) and status >= 500: return ProviderError("server", msg, retry_after(headers))
     return ProviderError("other", msg)
+
+def http_error(status: int, body: bytes, headers=None) -> ProviderError:
+    "The `ProviderError` of an HTTP error reply from an OpenAI-compatible endpoint, typed by status as litellm does."
+    try: message = json.loads(body)["error"]["message"]
+    except Exception: message = None
+    message = message if isinstance(message, str) and message else f"Error code: {status}"
+    if status == 429: return ProviderError("rate_limit", message, retry_after(headers))
+    if status in (401, 403): return ProviderError("auth", message)
+    if status in (400, 404, 422): return ProviderError("bad_request", message)
+    if status == 408: return ProviderError("timeout", message)
+    if status >= 500: return ProviderError("server", message, retry_after(headers))
+    return ProviderError("other", message)
 
 # %% ../nbs/02_providers.ipynb #b2bc2ea4
 @dataclass
@@ -200,47 +284,179 @@ class Completion:
     cost_usd: float | None
     latency_s: float
     ttft_s: float | None = None
+    transport: str = "litellm"
 
 _prices: dict[str, tuple[float, float] | None] = {}
+
+def _price(model_id: str) -> tuple[float, float] | None:
+    if model_id not in _prices:
+        info = model_info(model_id)
+        if info is None and _litellm is not None:   # litellm is loaded anyway: let it resolve aliases the map's keys lack
+            try: info = _litellm.get_model_info(model_id)
+            except Exception: info = None
+        priced = info and ("input_cost_per_token" in info or "output_cost_per_token" in info)
+        _prices[model_id] = (info.get("input_cost_per_token") or 0.0, info.get("output_cost_per_token") or 0.0) if priced else None
+    return _prices[model_id]
 
 def call_cost(model_id: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
     "Cost in USD from litellm's bundled price map: 0 for `bench/` models, `None` when the model has no price."
     if model_id.startswith("bench/"): return 0.0
-    if model_id not in _prices:
-        try:
-            info = litellm_module().get_model_info(model_id)
-            _prices[model_id] = (info.get("input_cost_per_token") or 0.0, info.get("output_cost_per_token") or 0.0)
-        except Exception: _prices[model_id] = None   # not in the map: unknown, and we remember not to ask again
-    price = _prices[model_id]
+    price = _price(model_id)
     if price is None or prompt_tokens is None or completion_tokens is None: return None
     return prompt_tokens * price[0] + completion_tokens * price[1]
 
-async def complete(model: Model, messages: list[dict], *, timeout: float = 60.0, stream: bool = False) -> Completion:
-    "Call `model` once with `messages` through litellm (no retries); raise `ProviderError` on failure."
+# %% ../nbs/02_providers.ipynb #e6f4a0c1
+class _Pool:
+    "The lean sessions of one event loop, by endpoint, open while some `pooled()` block is."
+    def __init__(self): self.users, self.sessions = 0, {}
+
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # event loop -> _Pool
+
+def _new_session():
+    import aiohttp
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), trust_env=True,
+                                 timeout=aiohttp.ClientTimeout(total=None), read_bufsize=2**20, raise_for_status=False)
+
+@contextlib.asynccontextmanager
+async def pooled():
+    "Within this block, lean calls on the running event loop share one aiohttp session (and its connections) per endpoint."
+    pool = _pools.setdefault(asyncio.get_running_loop(), _Pool())
+    pool.users += 1
+    try: yield
+    finally:
+        pool.users -= 1
+        if not pool.users:
+            sessions, pool.sessions = list(pool.sessions.values()), {}
+            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+def _pooled_session(origin: str):
+    "The running loop's session for `origin` inside a `pooled()` block, else None."
+    pool = _pools.get(asyncio.get_running_loop())
+    if pool is None or not pool.users: return None
+    if (session := pool.sessions.get(origin)) is None or session.closed: session = pool.sessions[origin] = _new_session()
+    return session
+
+# %% ../nbs/02_providers.ipynb #e6f4a0c3
+def _lean_request(model: Model, messages: Sequence[dict], stream: bool) -> tuple[str, dict, bytes]:
+    "URL, headers and encoded body of a chat request to `model`'s OpenAI-compatible endpoint."
+    settings = model.call_kwargs()
+    base = (settings.get("api_base") or settings.get("base_url") or os.environ.get("OPENAI_BASE_URL")
+            or os.environ.get("OPENAI_API_BASE") or "https://api.openai.com/v1")
+    headers = {"Content-Type": "application/json"}
+    if key := settings.get("api_key") or os.environ.get("OPENAI_API_KEY"): headers["Authorization"] = f"Bearer {key}"
+    if org := settings.get("organization") or os.environ.get("OPENAI_ORGANIZATION"): headers["OpenAI-Organization"] = org
+    headers.update(settings.get("extra_headers") or {})
+    body = {"model": openai_chat_name(model.id), "messages": list(messages),
+            **{k: v for k, v in settings.items() if k in _LEAN_BODY and k != "extra_body"}, **(settings.get("extra_body") or {})}
+    if stream: body.update(stream=True, stream_options={"include_usage": True})
+    return base.rstrip("/") + "/chat/completions", headers, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+# %% ../nbs/02_providers.ipynb #e6f4a0c6
+def _reply(data) -> tuple[str | None, dict | None]:
+    "Text and usage of a parsed chat completion."
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list): raise ProviderError("bad_response", "the reply has no choices")
+    first = data["choices"][0] if data["choices"] else None
+    message = (first.get("message") if isinstance(first, dict) else None) or {}
+    return message.get("content"), data.get("usage")
+
+async def _read_stream(response, start: float) -> tuple[str, dict | None, float | None]:
+    "Text, usage and time to first token of an SSE chat stream."
+    parts, usage, ttft = [], None, None
+    async for line in response.content:
+        if not line.startswith(b"data:"): continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]": break
+        try: chunk = json.loads(payload)
+        except ValueError as e: raise bad_json(str(e)) from None
+        if not isinstance(chunk, dict): raise ProviderError("bad_response", "a stream chunk is not a JSON object")
+        if isinstance(chunk.get("error"), dict): raise ProviderError("server", str(chunk["error"].get("message") or chunk["error"]))
+        choices = chunk.get("choices") or []
+        if choices and (text := ((choices[0] or {}).get("delta") or {}).get("content")):
+            if ttft is None: ttft = time.perf_counter() - start
+            parts.append(text)
+        usage = chunk.get("usage") or usage
+    return "".join(parts), usage, ttft
+
+# %% ../nbs/02_providers.ipynb #e6f4a0c7
+async def _lean_send(url: str, headers: dict, body: bytes, stream: bool, start: float) -> tuple[str | None, dict | None, float | None]:
+    "POST one chat request; text, usage and time to first token, or `ProviderError`."
+    import aiohttp
+    session = _pooled_session(url.split("/", 3)[2])
+    own = session is None
+    if own: session = _new_session()
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            if response.status != 200: raise http_error(response.status, await response.read(), response.headers)
+            if stream: return await _read_stream(response, start)
+            raw = await response.read()
+        try: data = json.loads(raw)
+        except ValueError as e: raise bad_json(str(e)) from None
+        return (*_reply(data), None)
+    except aiohttp.ClientError as e:
+        raise ProviderError("server", f"Connection error: {e}") from None
+    finally:
+        if own: await session.close()
+
+# %% ../nbs/02_providers.ipynb #f7a5b1c1
+async def _litellm_send(model: Model, messages: list[dict], timeout: float, stream: bool, start: float) -> tuple[str | None, object, float | None]:
+    "One call through litellm (no retries); text, usage and time to first token."
     litellm = litellm_module()
     kwargs = {**model.call_kwargs(), "timeout": timeout, "num_retries": 0, "max_retries": 0}
-    start, ttft = time.perf_counter(), None
-    try:
-        async with asyncio.timeout(timeout + 1.0):
-            if stream:
-                parts, usage = [], None
-                response = await litellm.acompletion(model=model.id, messages=messages, stream=True,
-                                                     stream_options={"include_usage": True}, **kwargs)
-                async for chunk in response:
-                    delta = chunk.choices[0].delta.content if chunk.choices else None
-                    if delta:
-                        if ttft is None: ttft = time.perf_counter() - start
-                        parts.append(delta)
-                    usage = getattr(chunk, "usage", None) or usage
-                output = "".join(parts)
-            else:
-                response = await litellm.acompletion(model=model.id, messages=messages, **kwargs)
-                output, usage = (response.choices[0].message.content if response.choices else None), getattr(response, "usage", None)
-    except Exception as e: raise classify(e) from None
-    latency = time.perf_counter() - start
-    if not output: raise ProviderError("bad_response", "the model returned an empty reply")
-    pt, ct = (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)) if usage else (None, None)
-    return Completion(output, pt, ct, call_cost(model.id, pt, ct), latency, ttft)
+    if not stream:
+        response = await litellm.acompletion(model=model.id, messages=messages, **kwargs)
+        return (response.choices[0].message.content if response.choices else None), getattr(response, "usage", None), None
+    parts, usage, ttft = [], None, None
+    response = await litellm.acompletion(model=model.id, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs)
+    async for chunk in response:
+        delta = chunk.choices[0].delta.content if chunk.choices else None
+        if delta:
+            if ttft is None: ttft = time.perf_counter() - start
+            parts.append(delta)
+        usage = getattr(chunk, "usage", None) or usage
+    return "".join(parts), usage, ttft
+
+# %% ../nbs/02_providers.ipynb #f8b6c2d1
+class ChatRequest:
+    "One chat call resolved once (transport, URL, headers, encoded body): `send()` it any number of times."
+    def __init__(self, model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto"):
+        self.model, self.messages, self.stream = model, list(messages), stream
+        self.transport = transport_for(model, transport)
+        self._lean = _lean_request(model, self.messages, stream) if self.transport == "lean" else None
+
+    async def send(self, timeout: float = 60.0) -> Completion:
+        "Send the request once (no retries); the `Completion`, or `ProviderError`."
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout if self.transport == "lean" else timeout + 1.0):   # litellm's client gets `timeout` too
+                if self.transport == "offline": output, usage, ttft = self._offline(start)
+                elif self.transport == "lean":
+                    if not any(h.lower() == "authorization" for h in self._lean[1]): raise ProviderError("auth", NO_KEY)
+                    output, usage, ttft = await _lean_send(*self._lean, self.stream, start)
+                else: output, usage, ttft = await _litellm_send(self.model, self.messages, timeout, self.stream, start)
+        except Exception as e:
+            error = classify(e)
+            if error.error_type == "timeout": error = ProviderError("timeout", f"no answer within {timeout:g} s")
+            raise error from None
+        latency = time.perf_counter() - start
+        if not output: raise ProviderError("bad_response", "the model returned an empty reply")
+        pt, ct = _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+        return Completion(output, pt, ct, call_cost(self.model.id, pt, ct), latency, ttft, self.transport)
+
+    def _offline(self, start: float) -> tuple[str, dict, float | None]:
+        output, usage = bench_reply(self.model.id[len("bench/"):], self.messages)
+        return output, usage, (time.perf_counter() - start if self.stream else None)
+
+def _tokens(usage, name: str) -> int | None:
+    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+    return value if isinstance(value, int) else None
+
+def prepare(model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto") -> ChatRequest:
+    "The `ChatRequest` of one call: resolved once, sent by `ChatRequest.send` as often as needed."
+    return ChatRequest(model, messages, stream=stream, transport=transport)
+
+async def complete(model: Model, messages: list[dict], *, timeout: float = 60.0, stream: bool = False, transport: str = "auto") -> Completion:
+    "Call `model` once with `messages` (no retries); raise `ProviderError` on failure."
+    return await prepare(model, messages, stream=stream, transport=transport).send(timeout)
 
 # %% ../nbs/02_providers.ipynb #61d8ea9a
 EMBED_DIM = 256
@@ -263,6 +479,14 @@ def bench_embed(text: str) -> list[float]:
 
 BENCH_EMBEDDINGS: dict[str, Callable[[str], list[float]]] = {"embed": bench_embed}
 
+def bench_vectors(name: str, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+    "Vectors of `texts` by offline embedding model `bench/<name>`, and the tokens read; `ProviderError` for bad input."
+    if name not in BENCH_EMBEDDINGS:
+        raise ProviderError("bad_request", f"Unknown bench embedding model 'bench/{name}'; the bench embedding models are: "
+                                           f"{', '.join('bench/' + m for m in BENCH_EMBEDDINGS)}")
+    if not all(isinstance(t, str) for t in texts): raise ProviderError("bad_request", "bench embeddings take text, not token ids")
+    return [BENCH_EMBEDDINGS[name](t) for t in texts], sum(count_tokens(t) for t in texts)
+
 # %% ../nbs/02_providers.ipynb #ff6d55a7
 @dataclass
 class Embeddings:
@@ -273,11 +497,14 @@ class Embeddings:
     latency_s: float
 
 async def embed(model: Model | str, texts: list[str], *, timeout: float = 60.0) -> Embeddings:
-    "Embed `texts` with `model` in one request through litellm (no retries); raise `ProviderError` on failure."
+    "Embed `texts` with `model` in one request (offline for `bench/`, else through litellm; no retries); raise `ProviderError` on failure."
     model = Model(model) if isinstance(model, str) else model
+    start = time.perf_counter()
+    if model.id.startswith("bench/"):
+        vectors, tokens = bench_vectors(model.id[len("bench/"):], list(texts))
+        return Embeddings(vectors, tokens, 0.0, time.perf_counter() - start)
     litellm = litellm_module()
     kwargs = {**model.call_kwargs(), "timeout": timeout, "num_retries": 0, "max_retries": 0}
-    start = time.perf_counter()
     try:
         async with asyncio.timeout(timeout + 1.0):
             response = await litellm.aembedding(model=model.id, input=list(texts), **kwargs)

@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import Awaitable, Callable, Iterable, NamedTuple, Sequence
 
-from .core import Case, Dataset, LlmopsBenchError, Model, PolicyError, Prompt, Settings, canonical_json, content_hash
+from .core import Case, ConfigError, Dataset, LlmopsBenchError, Model, PolicyError, Prompt, Settings, canonical_json, content_hash
 from .governance import check_model_policy, scrub, secret_values
 from . import providers
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'Variant', 'call_key', 'Call', 'plan_variants', 'plan', 'ResponseCache', 'backoff_delay',
-           'results_frame', 'Runner', 'run_sync']
+__all__ = ['RESULT_COLUMNS', 'Variant', 'call_key', 'Call', 'plan_variants', 'plan', 'ResponseCache', 'backoff_delay', 'Hedging',
+           'results_frame', 'Runner', 'run_sync', 'ResultsWriter']
 
 # %% ../nbs/03_runner.ipynb #baf66b48
 @dataclass(frozen=True)
@@ -109,7 +111,14 @@ class ResponseCache:
 
     def put(self, key: str, value: dict) -> None:
         "Store one answer; it is on disk when this returns."
-        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+        self.put_many([(key, value)])
+
+    def put_many(self, items: Sequence[tuple[str, dict]]) -> None:
+        "Store answers in one transaction; they are on disk when this returns."
+        now = time.time()
+        with self._db:   # BEGIN ... COMMIT, or ROLLBACK on error
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", [(k, json.dumps(v), now) for k, v in items])
 
     def trim(self) -> int:
         "Drop the oldest entries while the file is larger than `max_mb`; the number dropped."
@@ -124,6 +133,30 @@ class ResponseCache:
 
     def __len__(self) -> int: return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
     def close(self) -> None: self._db.close()
+
+# %% ../nbs/03_runner.ipynb #9b92de95
+class _CacheWriter:
+    "Writes a run's answers to a `ResponseCache` in one transaction per burst (one turn of the event loop)."
+    def __init__(self, cache: ResponseCache):
+        self.cache, self.pending, self.waiters = cache, [], []
+
+    async def put(self, key: str, answer: dict) -> None:
+        "Store `answer`; returns once it is on disk."
+        loop = asyncio.get_running_loop()
+        if not self.pending: loop.call_soon(self._flush)
+        done = loop.create_future()
+        self.pending.append((key, answer)); self.waiters.append(done)
+        await done
+
+    def _flush(self) -> None:
+        items, waiters, self.pending, self.waiters = self.pending, self.waiters, [], []
+        try: self.cache.put_many(items)
+        except Exception as e:
+            for w in waiters:
+                if not w.done(): w.set_exception(e)
+        else:
+            for w in waiters:
+                if not w.done(): w.set_result(None)
 
 # %% ../nbs/03_runner.ipynb #df2e4c88
 class _Pacer:
@@ -143,13 +176,102 @@ def backoff_delay(attempt: int, base: float, cap: float = 30.0, retry_after: flo
     if retry_after is not None: return min(retry_after, cap) + random.uniform(0, base)
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
+# %% ../nbs/03_runner.ipynb #7d1e0a11
+@dataclass(frozen=True)
+class Hedging:
+    "When a slow call gets one duplicate request: after `quantile` of its model's recent latencies × `factor`, within [`min_s`, `max_s`]."
+    quantile: float = 0.95
+    factor: float = 2.0
+    min_s: float = 0.2
+    max_s: float = 30.0
+    budget: float = 0.05      # duplicates are at most this share of a model's requests (plus one)
+    min_samples: int = 20     # answers seen before the first duplicate
+
+class _Hedger:
+    "One model's recent latencies and duplicate budget."
+    def __init__(self, policy: Hedging):
+        self.policy, self.latencies, self.requests, self.hedges = policy, deque(maxlen=512), 0, 0
+        self._delay, self._fresh = None, 0
+
+    def observe(self, latency: float) -> None:
+        self.latencies.append(latency); self._fresh += 1
+
+    def delay(self) -> float | None:
+        "Seconds after which an unanswered call gets a duplicate; None until enough answers were seen."
+        n, p = len(self.latencies), self.policy
+        if n < p.min_samples: return None
+        if self._delay is None or self._fresh >= 16:   # re-sorting 512 floats per call would cost more than the whole lean call
+            q = sorted(self.latencies)[min(n - 1, int(p.quantile * n))]
+            self._delay, self._fresh = min(max(q * p.factor, p.min_s), p.max_s), 0
+        return self._delay
+
+    def allow(self) -> bool: return self.hedges < self.policy.budget * self.requests + 1
+
+# %% ../nbs/03_runner.ipynb #7d1e0a14
+class _Tally:
+    "Requests sent for one call, and whether any was a duplicate."
+    def __init__(self): self.requests, self.hedged = 0, False
+
+async def _late(first: asyncio.Future, hedger: _Hedger, t0: float) -> bool:
+    "Wait until `first` is done (False) or has been out longer than its model's hedge delay (True)."
+    while not first.done():
+        delay, elapsed = hedger.delay(), time.perf_counter() - t0
+        limit = hedger.policy.max_s if delay is None else delay
+        if elapsed >= limit: return True
+        await asyncio.wait({first}, timeout=min(limit - elapsed, hedger.policy.min_s) if delay is None else limit - elapsed)
+    return False
+
+def _spent(other: asyncio.Future | None, winner_cost: float | None) -> float | None:
+    "What the losing request of a hedged attempt cost."
+    if other is None: return 0.0
+    if not other.done(): return winner_cost          # cancelled in flight
+    if other.cancelled() or other.exception() is not None: return 0.0
+    return other.result()["cost_usd"]
+
+# %% ../nbs/03_runner.ipynb #7d1e0a15
+async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callable[[], None]], Awaitable[dict]], hedger: _Hedger | None,
+                tally: _Tally) -> dict:
+    "One attempt: `send()`, and when it is late, `duplicate(on_sent)` (the same request under the run's limits); the first good answer."
+    tally.requests += 1
+    if hedger is None: return await send()
+    hedger.requests += 1
+    t0, sent = time.perf_counter(), []
+    def on_sent() -> None:   # the duplicate got its place in flight and is going out now
+        sent.append(time.perf_counter())
+        tally.requests, tally.hedged, hedger.requests, hedger.hedges = tally.requests + 1, True, hedger.requests + 1, hedger.hedges + 1
+    first, other = asyncio.ensure_future(send()), None
+    try:
+        if await _late(first, hedger, t0) and hedger.allow(): other = asyncio.ensure_future(duplicate(on_sent))
+        racing, failure = {first, other} - {None}, None
+        while racing:
+            done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: t is not first):
+                if (error := task.exception()) is not None:
+                    if not isinstance(error, providers.ProviderError): raise error
+                    failure = failure or error
+                    continue
+                answer = dict(task.result())
+                hedger.observe(answer["latency_s"])
+                if sent:
+                    loser = other if task is first else first
+                    extra = _spent(loser, answer["cost_usd"])
+                    answer["cost_usd"] = None if answer["cost_usd"] is None or extra is None else answer["cost_usd"] + extra
+                    if task is other:
+                        answer["latency_s"] = time.perf_counter() - t0
+                        if answer.get("ttft_s") is not None: answer["ttft_s"] += sent[0] - t0
+                return answer
+        raise failure
+    finally:
+        for task in (first, other):
+            if task is not None and not task.done(): task.cancel()
+
 # %% ../nbs/03_runner.ipynb #a011e2fc
 RESULT_COLUMNS = ["variant", "prompt_name", "prompt_version", "prompt_hash", "model", "model_params", "case_id", "repeat", "messages",
                   "output", "error", "error_type", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "cost_usd",
-                  "cached", "attempts", "started_at"]
+                  "cached", "attempts", "started_at", "transport", "hedged"]
 
 def _row(call: Call, answer: dict | None, *, error: str | None = None, error_type: str | None = None, cached: bool = False,
-         attempts: int = 0, started_at: float | None = None) -> dict:
+         attempts: int = 0, started_at: float | None = None, transport: str | None = None, hedged: bool = False) -> dict:
     v, answer = call.variant, answer or {}
     return {"variant": v.name, "prompt_name": v.prompt.name, "prompt_version": v.prompt.version, "prompt_hash": v.prompt.hash,
             "model": v.model.id, "model_params": canonical_json(v.model.params), "case_id": call.case.id, "repeat": call.repeat,
@@ -157,18 +279,21 @@ def _row(call: Call, answer: dict | None, *, error: str | None = None, error_typ
             "messages": canonical_json(call.messages), "output": answer.get("output"), "error": error, "error_type": error_type,
             "latency_s": answer.get("latency_s"), "ttft_s": answer.get("ttft_s"), "prompt_tokens": answer.get("prompt_tokens"),
             "completion_tokens": answer.get("completion_tokens"), "cost_usd": answer.get("cost_usd"), "cached": cached,
-            "attempts": answer.get("attempts", attempts) if cached else attempts,
-            "started_at": answer.get("started_at", started_at) if cached else started_at}
+            "attempts": answer.get("attempts", attempts), "started_at": answer.get("started_at", started_at),
+            "transport": answer.get("transport", transport), "hedged": answer.get("hedged", hedged)}
 
 def results_frame(rows: list[dict]):
     "The tidy results table: one row per call, with stable dtypes."
     import pandas as pd
     df = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS)   # a run stopped before any answer is an empty table
+    for col in ("transport", "hedged"):   # rows made before these columns existed
+        if col not in df: df[col] = None
     inputs = [c for c in df.columns if c.startswith("input.")]
     df = df[[*RESULT_COLUMNS[:8], *inputs, *RESULT_COLUMNS[8:]]]
     for col in ("latency_s", "ttft_s", "cost_usd"): df[col] = df[col].astype("float64")
     for col in ("prompt_tokens", "completion_tokens"): df[col] = df[col].astype("Int64")
     df["repeat"], df["attempts"], df["cached"] = df["repeat"].astype("int64"), df["attempts"].astype("int64"), df["cached"].astype(bool)
+    df["hedged"] = df["hedged"].fillna(False).astype(bool)
     df["started_at"] = pd.to_datetime(df["started_at"], unit="s", utc=True)
     return df
 
@@ -201,56 +326,75 @@ async def _until_stopped(coroutines: Iterable[Awaitable], stop: threading.Event 
         if not t.cancelled() and t.exception() is not None: raise t.exception()
 
 # %% ../nbs/03_runner.ipynb #57edb9c2
+class _Outcome(NamedTuple):
+    answer: dict | None
+    error: providers.ProviderError | None
+    attempts: int
+    hedged: bool
+    started: float
+
 class Runner:
-    "Sends calls concurrently with retries, rate limits, timeouts and a persistent cache; returns one row per call."
+    "Sends calls concurrently with retries, rate limits, hedging, timeouts and a persistent cache; returns one row per call."
     def __init__(self, *, concurrency: int = 16, model_concurrency: int | None = None, retries: int = 4, timeout_s: float = 60.0,
                  rpm: float | None = None, backoff_s: float = 0.5, cache: ResponseCache | None = None, stream: bool = False,
-                 progress: bool = True, allow_models: str = "*", deny_models: str = ""):
+                 progress: bool = True, allow_models: str = "*", deny_models: str = "", transport: str = "auto",
+                 hedge: bool | Hedging = True):
         if concurrency < 1: raise LlmopsBenchError(f"concurrency must be at least 1, got {concurrency!r}.")
         if retries < 0: raise LlmopsBenchError(f"retries must be 0 or more, got {retries!r}.")
+        if transport not in providers.TRANSPORT_SETTINGS:
+            raise ConfigError(f"transport must be one of {', '.join(providers.TRANSPORT_SETTINGS)}, got {transport!r}.")
         self.concurrency, self.model_concurrency, self.retries, self.timeout_s = concurrency, model_concurrency, retries, timeout_s
         self.rpm, self.backoff_s, self.cache, self.stream, self.progress = rpm, backoff_s, cache, stream, progress
-        self.allow_models, self.deny_models = allow_models, deny_models
+        self.allow_models, self.deny_models, self.transport = allow_models, deny_models, transport
+        self.hedging = Hedging() if hedge is True else (hedge or None)
+        self._hedgers: dict[Model, _Hedger] = {}   # each model's latencies, kept across runs
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> Runner:
-        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, model policy); overrides that are not None win."
+        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, model policy, transport, hedging); overrides that are not None win."
         base = {"concurrency": settings.concurrency, "model_concurrency": settings.model_concurrency or None, "retries": settings.retries,
                 "timeout_s": settings.timeout_s, "rpm": settings.rpm or None, "allow_models": settings.allow_models,
-                "deny_models": settings.deny_models}
+                "deny_models": settings.deny_models, "transport": settings.transport, "hedge": settings.hedge}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     def run(self, calls: Sequence[Call]):
         "Run `calls` and return the results table (blocks; safe inside a running event loop such as Jupyter's)."
         return results_frame(run_sync(lambda: self.arun(calls)))
 
-    async def arun(self, calls: Sequence[Call], on_row: Callable[[dict], None] | None = None,
-                   stop: threading.Event | None = None) -> list[dict | None]:
-        "One row dict per call, in order; `on_row` sees each as it is ready; after `stop` is set, unfinished calls are cancelled (None)."
-        rows: list[dict | None] = [None] * len(calls)
+    async def arun(self, calls: Sequence[Call], on_row: Callable[[dict], None] | None = None, stop: threading.Event | None = None,
+                   keep: bool = True) -> list[dict | None]:
+        "One row dict per call, in order; `on_row` sees each as it is ready; after `stop` is set, unfinished calls are cancelled (None). `keep=False`: rows only go to `on_row` (returns [])."
+        rows: list[dict | None] = [None] * len(calls) if keep else []
         def finish(i: int, row: dict) -> None:
-            rows[i] = row
+            if keep: rows[i] = row
             if on_row is not None: on_row(row)
-        hits = self.cache.get_many([c.key for c in calls]) if self.cache is not None else {}
-        for i, call in enumerate(calls):
-            if call.key in hits: finish(i, _row(call, hits[call.key], cached=True))
-        pending = [i for i, r in enumerate(rows) if r is None]
+        pending = []
+        for start in range(0, len(calls), 1000):
+            chunk = calls[start:start + 1000]
+            hits = self.cache.get_many([c.key for c in chunk]) if self.cache is not None else {}
+            for i, call in enumerate(chunk, start):
+                if call.key in hits: finish(i, _row(call, hits[call.key], cached=True))
+                else: pending.append(i)
         models = {calls[i].variant.model for i in pending}
         refused, limits = self._refused(models), self._limits(models)
+        transports = {m: providers.transport_for(m, self.transport) for m in models}
+        store = _CacheWriter(self.cache) if self.cache is not None else None
         bar = _progress_bar(len(calls), len(calls) - len(pending), self.progress)
 
         async def one(i: int) -> None:
             call, model = calls[i], calls[i].variant.model
             if model in refused: finish(i, _row(call, None, error=str(refused[model]), error_type="policy"))
             else:
-                async with limits.slot(model):
-                    answer, error, attempts, started = await self._attempts(
-                        model, limits.pacers[model], call.key, lambda: self._complete(model, call.messages))
-                finish(i, _row(call, answer, attempts=attempts, started_at=started) if error is None else
-                          _row(call, None, error=str(error), error_type=error.error_type, attempts=attempts, started_at=started))
+                request, timeout = providers.prepare(model, call.messages, stream=self.stream, transport=self.transport), self._timeout(model)
+                hedger = self._hedger(model) if transports[model] != "offline" else None
+                out = await self._attempts(model, limits, store, call.key, lambda: self._complete(request, timeout), hedger)
+                finish(i, _row(call, out.answer, attempts=out.attempts, hedged=out.hedged, started_at=out.started,
+                               transport=transports[model], error=None if out.error is None else str(out.error),
+                               error_type=None if out.error is None else out.error.error_type))
             bar.update(1)
 
-        try: await _until_stopped([one(i) for i in pending], stop)
+        try:
+            async with providers.pooled(): await _until_stopped((one(i) for i in pending), stop)
         finally: bar.close()
         return rows
 
@@ -266,14 +410,13 @@ class Runner:
         batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
         keys = [call_key(model, b, kind="embed") for b in batches]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
-        limits = self._limits({model})
+        limits, store = self._limits({model}), _CacheWriter(self.cache) if self.cache is not None else None
 
         async def one(batch: list[str], key: str) -> dict:
             if key in hits: return {**hits[key], "cost_usd": 0.0}   # spent before, not now
-            async with limits.slot(model):
-                answer, error, _, _ = await self._attempts(model, limits.pacers[model], key, lambda: self._embed(model, batch))
-            if error is not None: raise error
-            return answer
+            out = await self._attempts(model, limits, store, key, lambda: self._embed(model, batch))
+            if out.error is not None: raise out.error
+            return out.answer
         answers = await asyncio.gather(*(one(b, k) for b, k in zip(batches, keys)))
         vectors = {t: v for b, a in zip(batches, answers) for t, v in zip(b, a["vectors"])}
         costs = [a["cost_usd"] for a in answers]
@@ -281,6 +424,11 @@ class Runner:
 
     def _limits(self, models: Iterable[Model]) -> _Limits:
         return _Limits(self.concurrency, self.model_concurrency, self.rpm, models)
+
+    def _hedger(self, model: Model) -> _Hedger | None:
+        if self.hedging is None: return None
+        if model not in self._hedgers: self._hedgers[model] = _Hedger(self.hedging)
+        return self._hedgers[model]
 
     def _refused(self, models: set[Model], kind: str = "chat") -> dict[Model, PolicyError]:
         refused = {}
@@ -290,27 +438,35 @@ class Runner:
             else: providers.check_model(m, kind)   # an unknown model is bad input: raise before anything is sent
         return refused
 
-    async def _attempts(self, model: Model, pacer: _Pacer, key: str, send: Callable[[], Awaitable[dict]]):
-        "(answer, None, attempts, started) once `send()` succeeds (the answer cached first), or (None, ProviderError, attempts, started)."
-        started = time.time()
+    async def _attempts(self, model: Model, limits: _Limits, store: _CacheWriter | None, key: str, send: Callable[[], Awaitable[dict]],
+                        hedger: _Hedger | None = None) -> _Outcome:
+        "Send until an answer (cached before this returns) or the retries run out; a place in flight is held only while a request is out."
+        started, tally = time.time(), _Tally()
+        async def duplicate(on_sent: Callable[[], None]) -> dict:   # paced, but outside the concurrency bounds: see _race
+            await limits.pacers[model].wait()
+            on_sent()
+            return await send()
         for attempt in range(1, self.retries + 2):
-            await pacer.wait()
-            try: answer = await send()
+            try:
+                async with limits.slot(model):
+                    await limits.pacers[model].wait()
+                    answer = await _race(send, duplicate, hedger, tally)
             except providers.ProviderError as e:
                 if not e.retryable or attempt > self.retries:
-                    return None, providers.ProviderError(e.error_type, scrub(str(e), secret_values(model._secrets))), attempt, started
+                    error = providers.ProviderError(e.error_type, scrub(str(e), secret_values(model._secrets)))
+                    return _Outcome(None, error, tally.requests, tally.hedged, started)
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s, retry_after=e.retry_after))
                 continue
-            answer.update(attempts=attempt, started_at=started)
-            if self.cache is not None: self.cache.put(key, answer)
-            return answer, None, attempt, started
+            answer.update(attempts=tally.requests, hedged=tally.hedged, started_at=started)
+            if store is not None: await store.put(key, answer)
+            return _Outcome(answer, None, tally.requests, tally.hedged, started)
 
     def _timeout(self, model: Model) -> float: return float(model.params.get("timeout", self.timeout_s))
 
-    async def _complete(self, model: Model, messages: Sequence[dict]) -> dict:
-        c = await providers.complete(model, list(messages), timeout=self._timeout(model), stream=self.stream)
+    async def _complete(self, request: providers.ChatRequest, timeout: float) -> dict:
+        c = await request.send(timeout)
         return {"output": c.output, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                "cost_usd": c.cost_usd, "latency_s": c.latency_s, "ttft_s": c.ttft_s}
+                "cost_usd": c.cost_usd, "latency_s": c.latency_s, "ttft_s": c.ttft_s, "transport": c.transport}
 
     async def _embed(self, model: Model, texts: list[str]) -> dict:
         e = await providers.embed(model, texts, timeout=self._timeout(model))
@@ -340,3 +496,39 @@ def run_sync(make_coroutine: Callable[[], Awaitable]):
 def _progress_bar(total: int, done: int, enabled: bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=done, disable=not enabled, unit="call", desc="llmops-bench", leave=False)
+
+# %% ../nbs/03_runner.ipynb #d2c3e4f1
+class ResultsWriter:
+    "Rows to one Parquet file, `chunk_rows` at a time (a row group each): use it as `on_row` of `Runner.arun(..., keep=False)`."
+    def __init__(self, path: str | Path, chunk_rows: int = 10_000, transform: Callable | None = None):
+        self.path, self.chunk_rows, self.transform = Path(path), chunk_rows, transform
+        self.rows, self.written, self._file, self._schema = [], 0, None, None
+
+    def __call__(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk_rows: self.flush()
+
+    def flush(self) -> None:
+        "Write the rows gathered so far as one row group."
+        if not self.rows: return
+        import pyarrow as pa, pyarrow.parquet as pq
+        frame, self.rows = results_frame(self.rows), []
+        if self.transform is not None: frame = self.transform(frame)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._file is None:
+            self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = pq.ParquetWriter(self.path, self._schema)
+        missing = [f for f in self._schema if f.name not in table.column_names]
+        for f in missing: table = table.append_column(f.name, pa.nulls(len(table), f.type))
+        self._file.write_table(table.select(self._schema.names).cast(self._schema))
+        self.written += len(frame)
+
+    def close(self) -> Path:
+        "Write what is left and close the file; its path."
+        self.flush()
+        if self._file is not None: self._file.close(); self._file = None
+        return self.path
+
+    def __enter__(self) -> ResultsWriter: return self
+    def __exit__(self, *exc) -> None: self.close()

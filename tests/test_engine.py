@@ -51,7 +51,9 @@ def test_faults_become_typed_rows_and_a_rerun_sends_nothing(fake_server, tmp_pat
     # the faults really happened and were retried: attempts are counted honestly, one per request the server saw
     assert sum(sent["faults"].values()) >= 100
     assert (first.attempts > 1).sum() >= 100
-    assert first.attempts.sum() == sent["requests"]
+    # (a hedged row's duplicate may be cancelled before it reaches the wire, when its original answers at that very moment: at
+    # most one such request per hedged row, so the server saw between attempts - hedged and attempts)
+    assert first.attempts.sum() - first.hedged.sum() <= sent["requests"] <= first.attempts.sum()
     assert (first.output.dropna() == "echo: " + first.loc[first.output.notna(), "input.n"].map(lambda n: f"Question {n}: what is {n} plus one?")).all()
 
     # a second identical run, with the faults gone, sends only what failed the first time: here nothing or almost nothing
