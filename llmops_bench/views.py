@@ -34,7 +34,7 @@ def escape(text: Any) -> str:
 def output_html(text: Any) -> str:
     "A model output as an escaped, wrapped block."
     return (f'<div class="lb-text" style="white-space:pre-wrap;word-break:break-word;font-family:var(--jp-code-font-family,monospace);'
-            f'font-size:12px">{escape(text)}</div>')
+            f'font-size:12px;line-height:1.45">{escape(text)}</div>')
 
 # %% ../nbs/08b_views.ipynb #6e2b0b53
 _NOTE_COLOURS = {"info": "#52606d", "ok": "#1b5e20", "warn": "#b26a00", "error": "#b71c1c"}

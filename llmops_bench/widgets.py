@@ -23,7 +23,8 @@ from .views import escape, note
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'Column', 'CaseForm',
-           'DiffView', 'SessionRatings', 'faulty_variants', 'Compare', 'Grid', 'combine_runs', 'Runs']
+           'DiffView', 'SessionRatings', 'faulty_variants', 'ColumnRow', 'JobBar', 'Compare', 'CaseScores', 'Grid',
+           'combine_runs', 'run_choices', 'Runs']
 
 # %% ../nbs/09_widgets.ipynb #cadec829
 def prompt_text(prompt: Prompt) -> str:
@@ -221,6 +222,80 @@ def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mappi
         return False
     return [v.name for v in variants if at_fault(v)]
 
+# %% ../nbs/09_widgets.ipynb #a1c0e002
+def _variables(column: Column) -> list[str]:
+    try: return column.prompt_obj().variables
+    except LlmopsBenchError: return []   # the column's header says what is wrong
+
+class ColumnRow(W.HBox):
+    "The columns side by side; a Run's rows find their columns by variant name."
+    def __init__(self, columns: Sequence[Column]):
+        self.columns, self._by_name = list(columns), {}
+        super().__init__(self.columns, layout=W.Layout(width="100%", align_items="stretch"))
+        self.add_class("lb-columns")
+
+    def variants(self) -> list[Variant]:
+        "The variant of every column as it is now."
+        return [Variant(c.prompt_obj(), c.model_obj()) for c in self.columns]
+
+    def variables(self) -> list[str]:
+        "Every `{{variable}}` the columns' prompts use, in order."
+        return list(dict.fromkeys(v for c in self.columns for v in _variables(c)))
+
+    def start(self, variants: Sequence[Variant]) -> None:
+        "A Run of `variants` (column by column) begins: clear the columns."
+        self._by_name = dict(zip((v.name for v in variants), self.columns))
+        for c in self.columns: c.clear()
+
+    def show(self, row: Mapping) -> None:
+        "Show `row` in its variant's column (`evaluate`'s `on_row`: called from the engine's thread as each call finishes)."
+        self._by_name[row["variant"]].show(row)
+
+    def finish(self, results: Results) -> None:
+        "Show the scored rows; a column with none was stopped before its call finished."
+        rows = {r["variant"]: r for r in results.results.to_dict("records")}
+        for name, column in self._by_name.items():
+            if name in rows: column.show(rows[name])
+            else: column.clear("stopped before it finished")
+
+    def not_sent(self, error: Exception, at_fault: Sequence[str]) -> None:
+        "Say in every column that nothing was sent, and why in the columns at fault."
+        for name, column in self._by_name.items():
+            column.clear("not sent")
+            if name in at_fault: column.facts.value = views.not_sent(error)
+
+# %% ../nbs/09_widgets.ipynb #a1c0e005
+def _session_parts(prompts, models, scorers) -> tuple[list[Prompt], list[Model], list]:
+    "Compare's prompts and models as lists of `Prompt` and `Model`, and its scorers as given (code text is what a job rebuilds)."
+    prompts = [Prompt("prompt", p) if isinstance(p, str) else p for p in ([prompts] if isinstance(prompts, (Prompt, str)) else prompts)]
+    models = [Model(m) if isinstance(m, str) else m for m in ([models] if isinstance(models, (Model, str)) else models)]
+    if not prompts or not models: raise LlmopsBenchError("Compare needs at least one prompt and one model.")
+    scorers = [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers or [])
+    scorers_module.as_scorers(scorers)   # a bad scorer fails when the widget is built, not at the first Run
+    return prompts, models, scorers
+
+def _run_controls(log: bool) -> tuple[W.Button, W.Button, W.Checkbox, W.HTML, W.HTML]:
+    run, stop = W.Button(description="Run", button_style="primary", icon="play"), W.Button(description="Stop", icon="stop", disabled=True)
+    log_box = W.Checkbox(value=log, description="log to MLflow", indent=False, layout=W.Layout(width="auto"))
+    status, run_info = W.HTML(), W.HTML()
+    status.add_class("lb-status"); run_info.add_class("lb-run")
+    return run, stop, log_box, status, run_info
+
+class JobBar(W.VBox):
+    "Save as job: a name, a button, and what was written (or why not)."
+    def __init__(self, name: str, save: Callable[[str], Path]):
+        self.save, self.name = save, W.Text(value=name, description="job", layout=W.Layout(width="20em"))
+        self.button, self.status = W.Button(description="Save as job", icon="save"), W.HTML()
+        self.button.on_click(lambda _: self.clicked())
+        super().__init__([W.HBox([self.name, self.button]), self.status])
+
+    def clicked(self) -> Path | None:
+        "Write the job under the name typed; say where, or why not."
+        try: path = self.save(self.name.value)
+        except Exception as e: self.status.value = note(e, "error"); return None
+        self.status.value = f'wrote <code>{escape(path)}</code>; run it with <code>papermill {escape(path)} out.ipynb</code>'
+        return path
+
 # %% ../nbs/09_widgets.ipynb #fdc14dfe
 class Compare(W.VBox):
     "Side-by-side comparison of prompts × models: edit, Run in the background, see outputs arrive, rate, diff, log to MLflow, save as a job."
@@ -229,49 +304,32 @@ class Compare(W.VBox):
                  settings: Settings | None = None, stream: bool = True, job_folder: str | Path | None = None,
                  concurrency: int | None = None, model_concurrency: int | None = None, rpm: float | None = None,
                  retries: int | None = None, timeout_s: float | None = None):
-        prompts = [Prompt("prompt", p) if isinstance(p, str) else p for p in ([prompts] if isinstance(prompts, (Prompt, str)) else prompts)]
-        models = [Model(m) if isinstance(m, str) else m for m in ([models] if isinstance(models, (Model, str)) else models)]
-        if not prompts or not models: raise LlmopsBenchError("Compare needs at least one prompt and one model.")
-        self.scorers = [scorers] if isinstance(scorers, str) or callable(scorers) else list(scorers or [])   # as given: code text rebuilds in a job
-        scorers_module.as_scorers(self.scorers)   # a bad scorer fails here, not at the first Run
+        prompts, models, self.scorers = _session_parts(prompts, models, scorers)
         self.settings = settings or load_settings()
         self.experiment, self.stream = experiment or self.settings.experiment, stream
         self.engine = {"concurrency": concurrency, "model_concurrency": model_concurrency, "rpm": rpm, "retries": retries, "timeout_s": timeout_s}
         self.job_folder = Path(job_folder) if job_folder else self.settings.root/"nbs"/"evals"
-        self.results: Results | None = None
-        self._ratings, self._thread, self._stop, self._by_name = SessionRatings(self.settings), None, threading.Event(), {}
+        self.results, self.run_id, self._ratings, self._thread, self._stop = None, None, SessionRatings(self.settings), None, threading.Event()
         self.form, options = CaseForm(data, values), [*OFFLINE_MODELS, *(model.id for model in models)]
-        self.case, self.case_view = self.form.case, self.form.case_view
-        self.columns = [Column(p, m, options, self._edited, self._rate) for p, m in itertools.product(prompts, models)]
-        self.diff_view = DiffView(self.columns)
-        self.diff_a, self.diff_b, self.diff = self.diff_view.a, self.diff_view.b, self.diff_view.html
-        self.run_button, self.stop_button = W.Button(description="Run", button_style="primary", icon="play"), W.Button(description="Stop", icon="stop", disabled=True)
-        self.log_box = W.Checkbox(value=log, description="log to MLflow", indent=False, layout=W.Layout(width="auto"))
-        self.job_name = W.Text(value=f"compare-{'-'.join(dict.fromkeys(p.name for p in prompts))}", description="job", layout=W.Layout(width="20em"))
-        self.job_button, self.status, self.run_info, self.job_status = W.Button(description="Save as job", icon="save"), W.HTML(), W.HTML(), W.HTML()
+        self.side_by_side = ColumnRow([Column(p, m, options, self._edited, self._rate) for p, m in itertools.product(prompts, models)])
+        self.columns, self.diff_view = self.side_by_side.columns, DiffView(self.side_by_side.columns)
+        self.jobs = JobBar(f"compare-{'-'.join(dict.fromkeys(p.name for p in prompts))}", self.save_job)
+        self.run_button, self.stop_button, self.log_box, self.status, self.run_info = _run_controls(log)
         self.run_button.on_click(lambda _: self.run()); self.stop_button.on_click(lambda _: self.stop())
-        self.job_button.on_click(lambda _: self._save_job_clicked())
-        side_by_side = W.HBox(self.columns, layout=W.Layout(width="100%", align_items="stretch"))
-        super().__init__([self.form, side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status, self.run_info,
-                          self.diff_view, W.HBox([self.job_name, self.job_button]), self.job_status])
-        for w, cls in ((self, "lb-compare"), (side_by_side, "lb-columns"), (self.status, "lb-status"), (self.run_info, "lb-run")): w.add_class(cls)
+        super().__init__([self.form, self.side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status,
+                          self.run_info, self.diff_view, self.jobs])
+        self.add_class("lb-compare")
+        # the parts a notebook or a test reaches for
+        self.case, self.case_view = self.form.case, self.form.case_view
+        self.diff_a, self.diff_b, self.diff = self.diff_view.a, self.diff_view.b, self.diff_view.html
+        self.job_name, self.job_button, self.job_status = self.jobs.name, self.jobs.button, self.jobs.status
         self._edited()
 
-    @property
-    def variables(self) -> dict[str, W.Textarea]:
-        "The shared form's text boxes by variable name (none with a dataset, whose cases give the values)."
-        return self.form.boxes
+    variables = property(lambda self: self.form.boxes, doc="The shared form's text boxes by variable name (none with a dataset).")
+    ratings = property(lambda self: self._ratings.given, doc="Every rating given in this session, saved on a run or not.")
+    running = property(lambda self: self._thread is not None and self._thread.is_alive(), doc="Whether a Run is under way.")
 
-    @property
-    def ratings(self) -> list[dict]: return self._ratings.given   # every rating given in the session, saved on a run or not
-    @property
-    def run_id(self) -> str | None: return self.results.run_id if self.results is not None else None
-    @property
-    def running(self) -> bool: return self._thread is not None and self._thread.is_alive()
-
-    def variants(self) -> list[Variant]:
-        "The variant of every column as it is now."
-        return [Variant(c.prompt_obj(), c.model_obj()) for c in self.columns]
+    def variants(self) -> list[Variant]: return self.side_by_side.variants()
 
     def run(self) -> None:
         "Start one `evaluate()` of every column on the case, on a worker thread; columns fill in as their calls finish."
@@ -280,13 +338,13 @@ class Compare(W.VBox):
             variants, (data, case_ids) = self.variants(), self.form.session_data()
             inputs = data.subset(case_ids).cases[0].inputs
         except LlmopsBenchError as e: self.status.value = note(e, "error"); return
-        self._by_name = {v.name: c for v, c in zip(variants, self.columns)}   # rows find their column even if it is edited meanwhile
-        for c in self.columns: c.clear()
-        self.results, self.run_info.value, self.diff.value = None, "", ""
+        self.side_by_side.start(variants)
+        self.results = self.run_id = None
+        self.run_info.value = self.diff.value = ""
         self._ratings.logged(None)
         self.status.value, self.run_button.disabled, self.stop_button.disabled = f"running {len(variants)} calls…", True, False
         self._stop = threading.Event()
-        kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self._on_row, stop=self._stop,
+        kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self.side_by_side.show, stop=self._stop,
                       log=self.log_box.value, experiment=self.experiment, stream=self.stream, progress=False, settings=self.settings,
                       **self.engine)
         self._thread = threading.Thread(target=self._session, args=(kwargs, inputs), name="llmops-bench-compare", daemon=True)
@@ -302,34 +360,23 @@ class Compare(W.VBox):
         if self.running: raise TimeoutError(f"The run did not finish within {timeout} s.")
         return self
 
-    def _session(self, kwargs: dict, inputs: Mapping) -> None:   # the worker thread
+    def _session(self, kwargs: dict, inputs: Mapping) -> None:   # the worker thread: one evaluate(), then what came of it
         try: results = evaluation.evaluate(**kwargs)
-        except LlmopsBenchError as e: self._not_sent(e, kwargs["variants"], inputs)
+        except LlmopsBenchError as e:
+            at_fault = faulty_variants(e, kwargs["variants"], inputs)
+            self.side_by_side.not_sent(e, at_fault)
+            self.status.value = views.not_sent(e, at_fault)
         except Exception as e: self.status.value = note(f"{type(e).__name__}: {e}", "error")
-        else: self._finish(results)
+        else:
+            self.side_by_side.finish(results)
+            self.results, self.run_id, self.status.value = results, results.run_id, views.session_status(results)
+            self.run_info.value = views.run_info(results, self.settings) if len(results.results) else ""
+            self._ratings.logged(results.run_id)
+            self.diff_view.show()
         finally: self.run_button.disabled, self.stop_button.disabled = False, True
 
-    def _on_row(self, row: dict) -> None: self._by_name[row["variant"]].show(row)   # from the engine's thread, before scoring
-
-    def _finish(self, results: Results) -> None:
-        rows = {r["variant"]: r for r in results.results.to_dict("records")}
-        for name, column in self._by_name.items():
-            if name in rows: column.show(rows[name])   # now with its scores
-            else: column.clear("stopped before it finished")
-        self.results, self.status.value = results, views.session_status(results)
-        self.run_info.value = views.run_info(results, self.settings) if len(results.results) else ""
-        self._ratings.logged(results.run_id)
-        self.diff_view.show()
-
-    def _not_sent(self, error: LlmopsBenchError, variants: Sequence[Variant], inputs: Mapping) -> None:
-        at_fault = faulty_variants(error, variants, inputs)
-        for name, column in self._by_name.items():
-            column.clear("not sent")
-            if name in at_fault: column.facts.value = views.not_sent(error)
-        self.status.value = views.not_sent(error, at_fault)
-
     def _edited(self) -> None:
-        if hasattr(self, "columns"): self.form.ask_for(list(dict.fromkeys(v for c in self.columns for v in _variables(c))))
+        if hasattr(self, "side_by_side"): self.form.ask_for(self.side_by_side.variables())
 
     def _rate(self, column: Column, rating: str, comment: str) -> None: self._ratings.rate(column, rating, comment, self.log_box.value)
 
@@ -341,15 +388,6 @@ class Compare(W.VBox):
                                    case_ids, self.scorers, experiment=self.experiment, log=self.log_box.value, engine=engine,
                                    root=self.settings.root)
 
-    def _save_job_clicked(self) -> None:
-        try: path = self.save_job()
-        except Exception as e: self.job_status.value = note(e, "error"); return
-        self.job_status.value = f'wrote <code>{escape(path)}</code>; run it with <code>papermill {escape(path)} out.ipynb</code>'
-
-def _variables(column: Column) -> list[str]:
-    try: return column.prompt_obj().variables
-    except LlmopsBenchError: return []   # the column's header says what is wrong
-
 # %% ../nbs/09_widgets.ipynb #41a5cc6f
 def _score_picker(scores: Sequence[str], score: str | None) -> W.Dropdown:
     wanted = score if score is None or score.startswith("score.") else f"score.{score}"
@@ -358,18 +396,43 @@ def _score_picker(scores: Sequence[str], score: str | None) -> W.Dropdown:
     return W.Dropdown(options=[(s[6:], s) for s in scores] or [("no score", None)], description="score",
                       value=wanted or (scores[0] if scores else None))
 
+# %% ../nbs/09_widgets.ipynb #41a5cc71
+class CaseScores:
+    "An evaluation's rows by (case, variant): a cell's mean score, and the cases where variants disagree or fail."
+    def __init__(self, table, fail_below: float = 0.5):
+        self.table, self.fail_below = table.reset_index(drop=True), fail_below
+        self.variants, self.case_ids = list(dict.fromkeys(self.table.variant)), list(dict.fromkeys(self.table.case_id))
+        self.groups = {k: g for k, g in self.table.groupby(["case_id", "variant"], sort=False)}
+
+    def value(self, case_id: str, variant: str, score: str | None) -> float | None:
+        "The mean of `score` over the cell's repeats (None without a score or a row)."
+        g = self.groups.get((case_id, variant))
+        return None if g is None or score is None else views.as_number(g[score].mean())
+
+    def disagreements(self, score: str | None) -> list[str]:
+        "Cases where the variants' scores differ (their outputs, without a score)."
+        def seen(c) -> set:
+            if score is not None: return {round(x, 9) for v in self.variants if (x := self.value(c, v, score)) is not None}
+            return {g.output.iloc[0] for v in self.variants if (g := self.groups.get((c, v))) is not None}
+        return [c for c in self.case_ids if len(seen(c)) > 1]
+
+    def failures(self, score: str | None) -> list[str]:
+        "Cases where some variant failed: an error, or a score below `fail_below`."
+        def failed(c, v) -> bool:
+            g, x = self.groups.get((c, v)), self.value(c, v, score)
+            return (g is not None and bool(g.error.notna().any())) or (x is not None and x < self.fail_below)
+        return [c for c in self.case_ids if any(failed(c, v) for v in self.variants)]
+
 # %% ../nbs/09_widgets.ipynb #41a5cc70
 class Grid(W.VBox):
     "Cases × variants: coloured scores, a filter to disagreements or failures, and a cell's full output and prompt on click."
     def __init__(self, results, score: str | None = None, fail_below: float = 0.5, max_chars: int = 60):
-        table = results.results if isinstance(results, Results) else results
-        self.table, self.fail_below, self.max_chars = table.reset_index(drop=True), fail_below, max_chars
-        self.variants, self.case_ids = list(dict.fromkeys(self.table.variant)), list(dict.fromkeys(self.table.case_id))
+        self.data = CaseScores(results.results if isinstance(results, Results) else results, fail_below)
+        self.table, self.variants, self.case_ids, self.max_chars = self.data.table, self.data.variants, self.data.case_ids, max_chars
         self.score = _score_picker(stats.score_columns(self.table), score)
         self.filter, self.count, self.detail = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all"), W.HTML(), W.HTML()
         self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(10em, 1fr) repeat({len(self.variants)}, minmax(12em, 2fr))",
                                               grid_gap="2px", width="100%"))
-        self._groups = {k: g for k, g in self.table.groupby(["case_id", "variant"], sort=False)}
         self.cells = {(c, v): W.Button(layout=W.Layout(width="auto", height="auto")) for c in self.case_ids for v in self.variants}
         for (c, v), b in self.cells.items():
             b.add_class("lb-cell"); b.on_click(lambda _, k=(c, v): self.select(*k))
@@ -378,23 +441,8 @@ class Grid(W.VBox):
         self.add_class("lb-grid"); self.detail.add_class("lb-detail")
         self.render()
 
-    def _value(self, case_id, variant) -> float | None:
-        g = self._groups.get((case_id, variant))
-        return None if g is None or self.score.value is None else views.as_number(g[self.score.value].mean())
-
-    def disagreements(self) -> list[str]:
-        "Cases where the variants' scores differ (their outputs, without a score)."
-        def seen(c) -> set:
-            if self.score.value is not None: return {round(x, 9) for v in self.variants if (x := self._value(c, v)) is not None}
-            return {g.output.iloc[0] for v in self.variants if (g := self._groups.get((c, v))) is not None}
-        return [c for c in self.case_ids if len(seen(c)) > 1]
-
-    def failures(self) -> list[str]:
-        "Cases where some variant failed: an error, or a score below `fail_below`."
-        def failed(c, v) -> bool:
-            g, x = self._groups.get((c, v)), self._value(c, v)
-            return (g is not None and bool(g.error.notna().any())) or (x is not None and x < self.fail_below)
-        return [c for c in self.case_ids if any(failed(c, v) for v in self.variants)]
+    def disagreements(self) -> list[str]: return self.data.disagreements(self.score.value)
+    def failures(self) -> list[str]: return self.data.failures(self.score.value)
 
     def render(self) -> None:
         "Redraw the grid for the chosen score and filter."
@@ -408,16 +456,16 @@ class Grid(W.VBox):
         self.count.value = f'<span style="font-size:12px">{len(shown)} of {len(self.case_ids)} cases</span>'
 
     def _paint(self, case_id: str, variant: str) -> W.Button:
-        b, g = self.cells[(case_id, variant)], self._groups.get((case_id, variant))
+        b, g = self.cells[(case_id, variant)], self.data.groups.get((case_id, variant))
         if g is None: b.description, b.disabled, b.style.button_color = "—", True, "#ffffff"; return b
-        x, row = self._value(case_id, variant), g.iloc[0]
+        x, row = self.data.value(case_id, variant, self.score.value), g.iloc[0]
         b.description, b.tooltip = views.cell_text(row, x, self.max_chars), f"{variant}\n{case_id}"
         b.style.button_color = "#ffcdd2" if isinstance(row.error, str) else views.score_colour(x)
         return b
 
     def select(self, case_id: str, variant: str) -> None:
         "Show one cell's details: every repeat's output and facts, and the rendered prompt."
-        self.detail.value = views.cell_detail(self._groups[(case_id, variant)].to_dict("records"), variant, case_id)
+        self.detail.value = views.cell_detail(self.data.groups[(case_id, variant)].to_dict("records"), variant, case_id)
 
 # %% ../nbs/09_widgets.ipynb #dc11222b
 def combine_runs(loaded: Sequence[Results]):
@@ -430,6 +478,14 @@ def combine_runs(loaded: Sequence[Results]):
         t["variant"] = [f"{v} [{res.run_id[:8]}]" if seen[v] > 1 else v for v in t.variant]
         tables.append(t)
     return pd.concat(tables, ignore_index=True)
+
+# %% ../nbs/09_widgets.ipynb #dc11222e
+def run_choices(runs) -> list[tuple[str, str]]:
+    "Picker options (label, run id) for the evaluation runs in a `tracking.list_runs` table, with their number of variants."
+    if not len(runs): return []
+    children = runs[runs.kind == "variant"].groupby("parent_run_id").size()
+    return [(f"{r.start_time:%Y-%m-%d %H:%M:%S} · {children.get(r.run_id, 0)} variants · {r.get('params.dataset.source') or ''} · "
+             f"{r.run_id[:8]}", r.run_id) for _, r in runs[runs.kind == "evaluation"].iterrows()]
 
 # %% ../nbs/09_widgets.ipynb #dc11222d
 _SUMMARY_COLUMNS = ["variant", "model", "n", "n_cases", "error_rate", "pass_rate", "latency_p50_s", "tokens", "cost_usd", "cached"]
@@ -455,11 +511,8 @@ class Runs(W.VBox):
         "Read the experiment's evaluation runs from MLflow into the picker."
         try: runs = tracking.list_runs(self.experiment, self.settings)
         except LlmopsBenchError as e: self.picker.options, self.status.value = [], escape(e); return
-        evals = runs[runs.kind == "evaluation"] if len(runs) else runs
-        children = runs[runs.kind == "variant"].groupby("parent_run_id").size() if len(runs) else {}
-        self.picker.options = [(f"{r.start_time:%Y-%m-%d %H:%M:%S} · {children.get(r.run_id, 0)} variants · "
-                                f"{r.get('params.dataset.source') or ''} · {r.run_id[:8]}", r.run_id) for _, r in evals.iterrows()]
-        self.status.value = f"{len(evals)} evaluation runs"
+        self.picker.options = run_choices(runs)
+        self.status.value = f"{len(self.picker.options)} evaluation runs"
 
     def show(self, run_ids: Sequence[str] | None = None) -> None:
         "Load the picked runs (or `run_ids`) and show their summary, ranking, paired comparison and plots."
