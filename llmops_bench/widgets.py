@@ -174,8 +174,9 @@ class DiffView(W.VBox):
     "The word diff between the outputs of two columns, chosen by number."
     def __init__(self, columns: Sequence[Column]):
         self.columns, labels = columns, [(f"{i + 1}", i) for i in range(len(columns))]
-        self.a = W.Dropdown(options=labels, value=0, description="diff", layout=W.Layout(width="9em"))
-        self.b = W.Dropdown(options=labels, value=min(1, len(labels) - 1), description="→", layout=W.Layout(width="7em"))
+        narrow = dict(layout=W.Layout(width="8em"), style={"description_width": "3em"})
+        self.a = W.Dropdown(options=labels, value=0, description="diff", **narrow)
+        self.b = W.Dropdown(options=labels, value=min(1, len(labels) - 1), description="→", **narrow)
         self.html = W.HTML()
         for w in (self.a, self.b): w.observe(lambda _: self.show(), names="value")
         super().__init__([W.HBox([self.a, self.b]), self.html])

@@ -137,6 +137,7 @@ def test_compare_in_jupyterlab(page, lab, tmp_path):
     expect(columns.nth(0).locator(".lb-facts")).to_contain_text("latency")
     shot = Path(os.environ.get("LLMOPS_BENCH_SCREENSHOT", tmp_path/"compare.png"))
     page.screenshot(path=str(shot), full_page=True)
+    page.locator(".lb-compare").screenshot(path=str(shot.with_name(shot.stem + "-widget.png")))   # the whole widget, scrolled
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000
 
