@@ -16,16 +16,16 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .core import Dataset, LlmopsBenchError, Model, Prompt, content_hash
+from .core import Case, Dataset, LlmopsBenchError, Model, Prompt, content_hash
 from . import providers
-from .runner import Runner, plan
+from .runner import Call, Runner, Variant, plan
 
 # %% auto #0
 __all__ = ['REFUSAL_PATTERNS', 'PII_KINDS', 'GROUNDEDNESS_RUBRIC', 'EXPECTED_COLUMNS', 'Score', 'as_score', 'Scorer', 'scorer',
            'as_scorers', 'apply_scorers', 'normalise_text', 'exact_match', 'contains', 'icontains', 'not_contains',
            'starts_with', 'regex', 'json_valid', 'json_schema', 'length', 'similarity', 'cosine', 'SemanticSimilarity',
            'semantic_similarity', 'refusal', 'luhn_valid', 'find_pii', 'pii_leak', 'latency_under', 'cost_under',
-           'JudgeError', 'parse_verdict', 'LlmJudge', 'llm_judge', 'groundedness', 'from_mlflow']
+           'JudgeError', 'parse_verdict', 'ask', 'LlmJudge', 'llm_judge', 'groundedness', 'from_mlflow']
 
 # %% ../nbs/04_scorers.ipynb #4a8e6e3c
 @dataclass
@@ -485,6 +485,14 @@ def parse_verdict(text: str, scale: tuple[int, int] = (1, 5)) -> tuple[float, st
         return _on_scale(first.group(1), scale), first.group(2).strip() or None
     if _NUMBER.fullmatch(text.rstrip(".")): return _on_scale(text.rstrip("."), scale), None
     raise JudgeError(f'no verdict in the judge\'s answer (expected JSON like {{"score": ..., "reason": ...}}): {_clip(text)!r}')
+
+# %% ../nbs/04_scorers.ipynb #aff912d2
+def ask(runner: Runner, model: Model, messages: Sequence[Sequence[Mapping]], name: str = "ask") -> list[dict]:
+    "Result rows of chat calls of `model` with each of `messages`, through `runner`, in order; identical messages are sent once."
+    calls = [Call.of(Variant(Prompt(name, [dict(m) for m in ms]), model), Case(name, {}), 0, [dict(m) for m in ms]) for ms in messages]
+    unique = list({c.key: c for c in calls}.values())
+    rows = dict(zip((c.key for c in unique), runner.run(unique).to_dict("records"))) if unique else {}
+    return [rows[c.key] for c in calls]
 
 # %% ../nbs/04_scorers.ipynb #899a8e1f
 _JUDGE_SYSTEM = ("You are an impartial judge. You grade one output of an AI system against a rubric.\n"

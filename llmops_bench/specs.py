@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .core import Case, Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
-from .runner import Call, Variant
+from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
 from .scorers import Score, Scorer
 from . import scorers as scorer_lib, stats
 
@@ -408,23 +407,22 @@ def _spent(row: dict) -> float | None:
 
 def _grade_rubrics(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
     "Verdicts of `llm-rubric` items `(key, assertion, rubric, output, test)` by key, and costs by row: one batch of grader calls on `runner`."
-    calls, wanted = {}, []
-    for key, a, rubric, output, test in items:
+    by_model: dict = {}
+    for n, (key, a, rubric, output, test) in enumerate(items):
         opts = {**options, **(test.get("options") or {})}
         model = _grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER)
-        messages = _rubric_messages(a, rubric, output, test["vars"], opts)
-        call = Call.of(Variant(Prompt("llm-rubric", messages), model), Case("llm-rubric", {}), 0, messages)
-        calls.setdefault(call.key, call)
-        wanted.append((key, a.get("threshold"), call.key))
-    try: answers = dict(zip(calls, runner.run(list(calls.values())).to_dict("records")))
+        by_model.setdefault(model, []).append((n, _rubric_messages(a, rubric, output, test["vars"], opts)))
+    answers: list = [None] * len(items)
+    try:
+        for model, asked in by_model.items():
+            for (n, _), row in zip(asked, scorer_lib.ask(runner, model, [m for _, m in asked], "llm-rubric")): answers[n] = row
     except LlmopsBenchError as e:   # e.g. a grader model no provider serves: each rubric fails and says why
-        return {key: (False, 0.0, f"the grader could not be called: {e}") for key, _, _ in wanted}, {}
+        return {item[0]: (False, 0.0, f"the grader could not be called: {e}") for item in items}, {}
     verdicts, costs, charged = {}, {}, set()
-    for key, threshold, k in wanted:
-        r = answers[k]
+    for (key, a, *_), r in zip(items, answers):
         failure = None if not isinstance(r["error"], str) else f"{r['error_type']}: {r['error']}" + (f" (after {r['attempts']} attempts)" if r["attempts"] > 1 else "")
-        verdicts[key] = _rubric_verdict(None if failure else r["output"], failure, threshold)
-        if k not in charged: charged.add(k); costs.setdefault(key[0], []).append(_spent(r))
+        verdicts[key] = _rubric_verdict(None if failure else r["output"], failure, a.get("threshold"))
+        if id(r) not in charged: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))   # a call sent once is paid once
     return verdicts, costs
 
 # %% ../nbs/08a_specs.ipynb #8d0c5bc9
