@@ -23,10 +23,11 @@ from .scorers import apply_scorers, as_scorers
 from .stats import summarize
 from . import stats
 from . import tracking
+from .providers import BENCH_MODELS
 
 # %% auto #0
-__all__ = ['SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variants_from_spec', 'evaluate', 'log_results',
-           'log', 'load', 'runs']
+__all__ = ['OFFLINE_MODELS', 'SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variant_spec',
+           'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
@@ -121,9 +122,10 @@ def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, 
     "What an evaluation ran, as plain data: variants, prompts, models (no credentials), dataset lineage, scorers, engine, versions."
     variants = list(dict.fromkeys(c.variant for c in calls))
     return {"experiment": experiment,
-            "variants": [{"prompt": _prompt_spec(v.prompt), "model": _model_spec(v.model)} for v in variants],
-            "prompts": [{**_prompt_spec(p), "hash": p.hash} for p in dict.fromkeys(v.prompt for v in variants)],
-            "models": [{**_model_spec(m), "concurrency": m.concurrency, "rpm": m.rpm} for m in dict.fromkeys(v.model for v in variants)],
+            "variants": [variant_spec(v) for v in variants],
+            "prompts": [{**variant_spec(v)["prompt"], "hash": v.prompt.hash} for v in {v.prompt: v for v in variants}.values()],
+            "models": [{**variant_spec(v)["model"], "concurrency": v.model.concurrency, "rpm": v.model.rpm}
+                       for v in {v.model: v for v in variants}.values()],
             "dataset": {"source": dataset.source, "digest": dataset.digest, "size": len(dataset), "columns": dataset.columns},
             "scorers": [s.name for s in scorers], "scorer_code": list(scorer_code), "repeats": repeats,
             "engine": {"concurrency": runner.concurrency, "model_concurrency": runner.model_concurrency, "retries": runner.retries,
@@ -131,13 +133,18 @@ def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, 
             "versions": _versions()}
     return spec
 
-def _prompt_spec(p: Prompt) -> dict: return {"name": p.name, "version": p.version, "template": p.template, "uri": p.uri}
-def _model_spec(m: Model) -> dict: return {"id": m.id, "label": m.label, "params": m.params}
+def variant_spec(variant: Variant | tuple[Prompt, Model]) -> dict:
+    "One variant as plain data, as a spec's `variants` lists it: the prompt's text, name, version and URI, the model (no credentials)."
+    p, m = (variant.prompt, variant.model) if isinstance(variant, Variant) else variant
+    return {"prompt": {"name": p.name, "version": p.version, "template": p.template, "uri": p.uri},
+            "model": {"id": m.id, "label": m.label, "params": m.params}}
 
 def variants_from_spec(variants: Sequence[Mapping]) -> list[Variant]:
     "The variants of a spec's `variants` list (e.g. a saved job's parameter); credentials come from the environment."
     return [Variant(Prompt(v["prompt"]["name"], v["prompt"]["template"], v["prompt"].get("version"), v["prompt"].get("uri")),
                     Model(v["model"]["id"], v["model"].get("label"), **v["model"].get("params", {}))) for v in variants]
+
+OFFLINE_MODELS = tuple(f"bench/{m}" for m in BENCH_MODELS)   # what a face can suggest that needs no key
 
 def _versions() -> dict[str, str]:
     out = {}

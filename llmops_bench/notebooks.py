@@ -14,16 +14,10 @@ from pprint import pformat
 from typing import Any, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt
-from . import Variant   # the vocabulary noun (lb.Variant): one place names a variant
+from .evaluation import Variant, variant_spec
 
 # %% auto #0
-__all__ = ['RUN_SOURCE', 'GLUE_SOURCE', 'variant_spec', 'data_parameter', 'parameters_source', 'job_path', 'write_job']
-
-# %% ../nbs/08c_notebooks.ipynb #cd1c5922
-def variant_spec(prompt: Prompt, model: Model) -> dict:
-    "One (prompt, model) variant as plain data, in the format of an evaluation spec's `variants` (no credentials)."
-    return {"prompt": {"name": prompt.name, "version": prompt.version, "template": prompt.template, "uri": prompt.uri},
-            "model": {"id": model.id, "label": model.label, "params": model.params}}
+__all__ = ['RUN_SOURCE', 'GLUE_SOURCE', 'data_parameter', 'parameters_source', 'job_path', 'write_job']
 
 # %% ../nbs/08c_notebooks.ipynb #642ef2d4
 def data_parameter(dataset: Dataset, root: str | Path | None = None) -> str | list[dict]:
@@ -41,7 +35,7 @@ def parameters_source(variants: Sequence[tuple[Prompt, Model]], data: str | list
         "# Parameters (papermill -p NAME VALUE overrides any of them)",
         f"experiment = {experiment!r}  # MLflow experiment",
         f"log = {bool(log)!r}  # log the evaluation to MLflow",
-        f"variants = {pformat([variant_spec(p, m) for p, m in variants], width=110, sort_dicts=False)}  # the columns: (prompt, model) pairs",
+        f"variants = {pformat([variant_spec((p, m)) for p, m in variants], width=110, sort_dicts=False)}  # the columns: (prompt, model) pairs",
         f"data = {pformat(data, width=110, sort_dicts=False)}  # the cases, or a dataset file relative to the project root",
         f"id_column = {id_column!r}  # the dataset file's case id column",
         f"case_ids = {list(case_ids) if case_ids is not None else None!r}  # the cases the session ran; None: every case",

@@ -16,15 +16,14 @@ from typing import Callable, Iterable, Mapping, Sequence
 import ipywidgets as W
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, TemplateError, load_settings
-from .evaluation import Results
-from . import Variant   # the vocabulary noun (lb.Variant): a column is named after its variant
+from .evaluation import OFFLINE_MODELS, Results, Variant
 from . import evaluation, notebooks, plots, scorers as scorers_module, stats, tracking, views
 from .views import escape, note
 
 # %% auto #0
-__all__ = ['OFFLINE_MODELS', 'prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'Column', 'CaseForm',
-           'DiffView', 'SessionRatings', 'faulty_variants', 'ColumnRow', 'JobBar', 'Compare', 'CaseScores', 'Grid',
-           'combine_runs', 'run_choices', 'Runs']
+__all__ = ['prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'Column', 'CaseForm', 'DiffView',
+           'SessionRatings', 'faulty_variants', 'ColumnRow', 'JobBar', 'Compare', 'CaseScores', 'Grid', 'combine_runs',
+           'run_choices', 'Runs']
 
 # %% ../nbs/09_widgets.ipynb #cadec829
 def prompt_text(prompt: Prompt) -> str:
@@ -64,9 +63,6 @@ def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
     same = mid == model.id
     return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
                  **(model._secrets if same else {}), **params)
-
-# %% ../nbs/09_widgets.ipynb #4045f1f2
-OFFLINE_MODELS = ("bench/echo", "bench/lead", "bench/extractive")
 
 # %% ../nbs/09_widgets.ipynb #546e2465
 def _rating_controls() -> tuple[W.Button, W.Button, W.Text]:

@@ -20,6 +20,8 @@ def _layer(module: Path) -> str:
     return m.group(1)
 
 
+from llmops_bench import _EXPORTS   # lb.Variant and friends resolve to the module that defines them
+
 MODULES = {p.stem: p for p in sorted(PKG.glob("*.py")) if not p.stem.startswith("_")}
 
 
@@ -36,7 +38,7 @@ def _imports(path: Path) -> set[str]:
             if node.level or mod == "llmops_bench" or mod.startswith("llmops_bench."):
                 inner = mod.removeprefix("llmops_bench").lstrip(".")
                 if inner: found.add(inner.split(".")[0])
-                else: found.update(a.name for a in node.names)   # from . import x / from llmops_bench import x
+                else: found.update(_EXPORTS.get(a.name, a.name) for a in node.names)   # from . import x: a module, or a name lb exports
             else: found.add(mod.split(".")[0])
     return found
 
