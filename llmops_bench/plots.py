@@ -18,7 +18,8 @@ from .core import LlmopsBenchError
 from .stats import summary_scores
 
 # %% auto #0
-__all__ = ['short_label', 'BenchFigure', 'score_by_variant', 'cost_vs_quality', 'latency', 'evaluation_figures']
+__all__ = ['short_label', 'BenchFigure', 'score_by_variant', 'cost_vs_quality', 'latency', 'evaluation_figures',
+           'metric_over_time', 'spend_by_day', 'drift_distributions']
 
 # %% ../nbs/06_plots.ipynb #d23dfb67
 def short_label(name, width: int = 28, lines: int = 2) -> str:
@@ -209,3 +210,125 @@ def evaluation_figures(results, summary) -> dict[str, Figure]:
         figs["cost_vs_quality.png"] = cost_vs_quality(summary)
     figs["latency.png"] = latency(results)
     return figs
+
+# %% ../nbs/06_plots.ipynb #80d644d6
+_SERIES = ("#3a6ea5", "#d9822b", "#3f8f5b", "#b2455e", "#7a5ca8", "#8c6d3f", "#2f8f9d", "#5f6b7a", "#c7a12b", "#9c4f96")
+
+def _colour(i: int) -> str: return _SERIES[i % len(_SERIES)]
+
+def _legend_below(fig, ax, handles, labels, width: int = 48) -> None:
+    "A legend under the axes, in up to three columns, labels on one line each."
+    if not handles: return
+    ax.legend(handles, [short_label(l, width, lines=1) for l in labels], loc="upper left", bbox_to_anchor=(0, -0.16),
+              ncols=min(3, len(labels)), frameon=False, fontsize=8.5, handlelength=1.6, columnspacing=1.4)
+
+# %% ../nbs/06_plots.ipynb #6f19f3ca
+def _dates_axis(ax) -> None:
+    import matplotlib.dates as mdates
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+def metric_over_time(table, metric: str, by: str = "variant", interval: str = "interval") -> Figure:
+    "Lines of `metric` per series (column `series`) over `time`, with `lo`–`hi` bars when known; `interval` names them in the subtitle."
+    import matplotlib.dates as mdates
+    import pandas as pd
+    _require(table, ["time", "series", "value"], "trend table")
+    fig = _figure(9.0, 4.6 + 0.22 * ((table["series"].nunique() + 2) // 3))
+    ax = fig.add_subplot()
+    times = pd.to_datetime(table["time"], utc=True)
+    span = (times.max() - times.min()) if len(times) else pd.Timedelta(0)
+    step = max(span, pd.Timedelta(days=1)) * 0.006                            # the sideways spread of simultaneous points
+    series = list(dict.fromkeys(table["series"]))
+    handles = []
+    for i, name in enumerate(series):
+        rows = table[table["series"] == name].assign(time=times).sort_values("time")
+        x = mdates.date2num((rows["time"] + step * (i - (len(series) - 1) / 2)).dt.tz_localize(None).to_numpy())
+        y = rows["value"].to_numpy(float)
+        has = {"lo", "hi"} <= set(rows.columns) and rows[["lo", "hi"]].notna().all(axis=1).any()
+        if has:
+            err = np.clip(np.vstack([y - rows["lo"].to_numpy(float), rows["hi"].to_numpy(float) - y]), 0, None)
+            ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor=_colour(i), alpha=0.45, elinewidth=1.4, capsize=0)
+        handles.append(ax.plot(x, y, marker="o", markersize=5, linewidth=1.6, color=_colour(i))[0])
+    _dates_axis(ax)
+    known = table[["value", *[c for c in ("lo", "hi") if c in table.columns]]].to_numpy(float)
+    known = known[~np.isnan(known)]
+    if known.size and known.min() >= 0 and known.max() <= 1: ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel(metric, color=_INK)
+    _style(ax, "y")
+    _title(ax, f"{metric} over time, by {by}", f"one point per run{f' · bars: {interval}' if 'lo' in table.columns else ''}")
+    _legend_below(fig, ax, handles, series)
+    if table.empty: ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", color=_MUTED)
+    return fig
+
+# %% ../nbs/06_plots.ipynb #3cc3f54b
+def _stacked_days(ax, table, column: str, series: list, days: list) -> list:
+    bottom, handles = np.zeros(len(days)), []
+    for i, name in enumerate(series):
+        rows = table[table["series"] == name].groupby("day")[column].sum(min_count=1)
+        values = np.array([rows.get(d, np.nan) for d in days], dtype=float)
+        handles.append(ax.bar(np.arange(len(days)), np.nan_to_num(values), bottom=bottom, width=0.68, color=_colour(i)))
+        bottom += np.nan_to_num(values)
+    top = bottom.max() if len(days) and bottom.max() > 0 else 1.0
+    for x, total in enumerate(bottom): ax.text(x, total + top * 0.02, _usd(total), ha="center", va="bottom", fontsize=8, color=_INK)
+    ax.set_ylim(0, top * 1.18)
+    ax.yaxis.set_major_formatter(FuncFormatter(_usd))
+    _style(ax, "y")
+    return handles
+
+def spend_by_day(table) -> Figure:
+    "Stacked bars of `cost_usd` (model calls) and, in a second panel, `judge_cost_usd` per `day`, by `series`."
+    _require(table, ["day", "series", "cost_usd", "judge_cost_usd"], "cost table")
+    days, series = sorted(set(table["day"])), list(dict.fromkeys(table["series"]))
+    fig = _figure(max(7.5, 1.2 + 0.75 * len(days)), 6.4 + 0.22 * ((len(series) + 2) // 3))
+    calls, judges = fig.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=[3, 2]))
+    handles = _stacked_days(calls, table, "cost_usd", series, days)
+    _stacked_days(judges, table, "judge_cost_usd", series, days)
+    judges.set_xticks(np.arange(len(days)), [f"{d:%a %d %b}" if hasattr(d, "strftime") else str(d) for d in days])
+    calls.set_ylabel("model calls (USD)", color=_INK); judges.set_ylabel("LLM judges (USD)", color=_INK)
+    unpriced = int(table["cost_usd"].isna().sum())
+    _title(calls, "Spend per day", "stacked by series · total on top" + (f" · {unpriced} run(s) without a price left out" if unpriced else ""))
+    _legend_below(fig, judges, handles, series)
+    return fig
+
+# %% ../nbs/06_plots.ipynb #4a0c9260
+def _ecdf(ax, values, colour: str, label: str):
+    x = np.sort(np.asarray(values, dtype=float)); x = x[~np.isnan(x)]
+    if not x.size: return None
+    return ax.step(np.r_[x[0], x], np.r_[0, np.arange(1, x.size + 1) / x.size], where="post", color=colour, linewidth=1.6, label=label)[0]
+
+def _p_panel(ax, tests, alpha: float) -> None:
+    p = np.clip(tests["p_holm"].to_numpy(float), 1e-12, 1)
+    y = np.arange(len(tests))
+    colours, tested = np.array([_ACCENT_2 if d else _ACCENT for d in tests["drifted"]]), ~np.isnan(p)
+    ax.scatter(p[tested], y[tested], s=42, c=colours[tested], zorder=3)
+    for i in y[~tested]: ax.text(1, i, "not tested", va="center", ha="center", fontsize=8, color=_MUTED)
+    ax.axvline(alpha, color=_INK, linewidth=1, linestyle="--")
+    ax.text(alpha, -0.9, f" threshold p={alpha:g}", fontsize=8, color=_INK, va="center")
+    ax.set_xscale("log"); ax.set_xlim(min(1e-6, np.nanmin(p) / 3) if len(p) else 1e-6, 3)
+    ax.set_yticks(y, [short_label(t, 30, lines=1) for t in tests["test"]]); ax.set_ylim(len(tests) - 0.5, -1.4)
+    ax.set_xlabel("Holm-corrected p-value (log scale) · orange: drift", color=_INK)
+    _style(ax, "x")
+
+def drift_distributions(samples: dict, tests, labels: tuple[str, str] = ("a", "b"), alpha: float = 0.05) -> Figure:
+    "ECDFs of each sample pair in `samples` (name -> (a values, b values)) and the tests' Holm p-values against `alpha`."
+    _require(tests, ["test", "p_holm", "drifted"], "drift tests")
+    names, cols = list(samples), min(3, max(len(samples), 1))
+    rows = (len(names) + cols - 1) // cols
+    fig = _figure(10.0, 2.9 * rows + 1.4 + 0.32 * len(tests))
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[2.9] * rows + [1.0 + 0.32 * len(tests)])
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(grid[k // cols, k % cols])
+        a, b = samples[name]
+        shown = [h for h in (_ecdf(ax, a, _ACCENT, f"{labels[0]} (n={len(a)})"), _ecdf(ax, b, _ACCENT_2, f"{labels[1]} (n={len(b)})")) if h]
+        ax.set_title(short_label(name, 40, lines=1), loc="left", fontsize=10, color=_INK)
+        ax.set_ylim(0, 1.02); ax.set_ylabel("share ≤ x" if k % cols == 0 else "", color=_INK)
+        if shown: ax.legend(handles=shown, loc="lower right", fontsize=8, frameon=False)
+        _style(ax, "y")
+    pax = fig.add_subplot(grid[rows, :])
+    _p_panel(pax, tests, alpha)
+    drifted = int(tests["drifted"].sum())
+    fig.suptitle(f"Drift: {short_label(labels[1], 40, 1)} against {short_label(labels[0], 40, 1)} — "
+                 f"{drifted} of {int(tests['p_holm'].notna().sum())} tests found drift", x=0.01, ha="left", fontsize=12,
+                 fontweight="bold", color=_INK)
+    return fig

@@ -14,6 +14,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -27,12 +29,14 @@ from typing import Iterable, Mapping, Sequence
 from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_settings
 
 # %% auto #0
-__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'tracking_uri', 'is_embedded',
-           'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment',
-           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'log_evaluation', 'list_runs',
-           'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs',
-           'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt',
-           'load_prompt']
+__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG',
+           'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'mlflow_client', 'experiment_name',
+           'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit',
+           'global_tracking_uri', 'log_traces', 'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind',
+           'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
+           'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline',
+           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
+           'record_promotion', 'read_traces', 'audit_table', 'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -191,7 +195,7 @@ def _write_traces(client, experiment_id, run_id, rows, SpanStatusCode) -> None:
     for i, row in enumerate(rows.itertuples(index=False), 1):
         if i % _TRACE_FLUSH_EVERY == 0: mlflow.flush_trace_async_logging()
         start = int(row.started_at.value) if row.started_at is not None and str(row.started_at) != "NaT" else time.time_ns()
-        span = client.start_trace(str(row.variant)[:200], span_type="LLM", inputs={"messages": json.loads(row.messages)},
+        span = client.start_trace(str(row.variant)[:200], span_type="LLM", inputs={"messages": json.loads(row.messages)}, tags={KIND_TAG: "call"},
                                   attributes={"model": row.model, "case_id": row.case_id, "repeat": int(row.repeat), "cached": bool(row.cached),
                                               "attempts": int(row.attempts), "error_type": row.error_type if isinstance(row.error_type, str) else "",
                                               "prompt_tokens": _int_or_none(row.prompt_tokens), "completion_tokens": _int_or_none(row.completion_tokens),
@@ -219,10 +223,11 @@ def _evaluation_facts(results, spec: dict, variants: int, root: Path) -> tuple[d
     return params, metrics
 
 # %% ../nbs/07_tracking.ipynb #b8fda9ea
-def _log_variant(client, exp: str, parent: str, row, rows, prompt: dict, spec: dict, dataset_input, trace: bool) -> str:
+def _log_variant(client, exp: str, parent: str, row, rows, prompt: dict, spec: dict, dataset_input, trace: bool,
+                 start_ms: int | None = None) -> str:
     "One variant's child run under `parent`: prompt and model as params, its summary `row` as metrics, its `rows` as a table."
     ds, first = spec.get("dataset", {}), rows.iloc[0]
-    child = client.create_run(exp, run_name=row["variant"][:250], tags={
+    child = client.create_run(exp, start_time=start_ms, run_name=row["variant"][:250], tags={
         KIND_TAG: "variant", "mlflow.parentRunId": parent, "llmops_bench.variant": row["variant"]}).info.run_id
     _log(client, child,
          params={"prompt.name": row["prompt"], "prompt.version": row["version"], "prompt.hash": first.prompt_hash,
@@ -237,7 +242,7 @@ def _log_variant(client, exp: str, parent: str, row, rows, prompt: dict, spec: d
             client.link_prompt_version_to_run(child, prompt["uri"]); client.link_prompt_version_to_run(parent, prompt["uri"])
     client.log_table(child, _jsonable(rows), "results.json")
     if trace: log_traces(client, exp, child, rows)
-    client.set_terminated(child, "FINISHED")
+    client.set_terminated(child, "FINISHED", end_time=_end_ms(start_ms))
     return child
 
 def _jsonable(df):
@@ -255,31 +260,62 @@ def _log_evaluation_files(client, parent: str, results, summary, spec: dict, fig
         results.to_parquet(Path(tmp)/"results.parquet", index=False)
         client.log_artifact(parent, str(Path(tmp)/"results.parquet"))
 
+# %% ../nbs/07_tracking.ipynb #d9fcbedd
+def who() -> dict[str, str]:
+    "Who is acting: the user name and the host, as every run, baseline, promotion and alias move records them."
+    try: user = getpass.getuser()
+    except Exception: user = "unknown"
+    return {"user": user, "host": socket.gethostname()}
+
+def _now() -> str:
+    "Now in UTC as ISO text to the microsecond: such stamps sort as text in time order."
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+def _audit_facts(results, spec: dict, settings: Settings, commit: str | None) -> tuple[dict, dict]:
+    "The params and tags that let an evaluation run be audited: who, where, which code, prompts, models and policy."
+    u, policy = who(), spec.get("policy") or {"allow_models": settings.allow_models, "deny_models": settings.deny_models}
+    prompts = list(dict.fromkeys(f"{n}/{v}" for n, v in zip(results.prompt_name, results.prompt_version)))
+    params = {"prompts": prompts, "models": list(dict.fromkeys(results.model)),
+              "policy.allow_models": policy.get("allow_models") or "(none)", "policy.deny_models": policy.get("deny_models") or "(none)",
+              **({"git.dirty": commit.endswith("+dirty")} if commit else {})}
+    return params, {"mlflow.user": u["user"], "llmops_bench.user": u["user"], "llmops_bench.host": u["host"]}
+
+def _ms(when: datetime | None) -> int | None:
+    "`when` in MLflow's milliseconds since the epoch (a naive datetime is UTC); None stays None, and MLflow then uses now."
+    if when is None: return None
+    return int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+
+def _end_ms(start_ms: int | None) -> int | None:
+    "The end of a run started at `start_ms`: a back-dated run ends when it started (now would make it days long)."
+    return start_ms
+
 # %% ../nbs/07_tracking.ipynb #23e4a4ea
 def log_evaluation(results, spec: dict, summary, experiment: str | None = None, settings: Settings | None = None,
-                   figures: dict | None = None, trace: bool = False, parent_run_id: str | None = None) -> str:
+                   figures: dict | None = None, trace: bool = False, parent_run_id: str | None = None,
+                   start_time: datetime | None = None) -> str:
     "Log an evaluation as a parent run with one child per variant (once: the same results logged again return the same run)."
     settings = settings or load_settings()
     client = mlflow_client(settings)
     exp = experiment_id(client, experiment_name(experiment, settings), settings)
     digest = results_digest(results)
     if (existing := _existing_run(client, exp, digest, parent_run_id)): return existing
-    ds = spec.get("dataset", {})
-    parent = client.create_run(exp, run_name=f"eval {Path(str(ds.get('source', ''))).name}".strip()[:200],
+    ds, start_ms = spec.get("dataset", {}), _ms(start_time)
+    params, metrics = _evaluation_facts(results, spec, len(summary), settings.root)
+    audit_params, audit_tags = _audit_facts(results, spec, settings, params.get("git.commit"))
+    parent = client.create_run(exp, start_time=start_ms, run_name=f"eval {Path(str(ds.get('source', ''))).name}".strip()[:200],
                                tags={KIND_TAG: "evaluation", "llmops_bench.results_digest": digest,
-                                     "llmops_bench.dataset_digest": str(ds.get("digest", "")),
+                                     "llmops_bench.dataset_digest": str(ds.get("digest", "")), **audit_tags,
                                      **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}).info.run_id
     try:
         dataset_input = _dataset_input(results, spec)
-        params, metrics = _evaluation_facts(results, spec, len(summary), settings.root)
-        _log(client, parent, params=params, metrics=metrics)
+        _log(client, parent, params={**params, **audit_params}, metrics=metrics)
         client.log_inputs(parent, [dataset_input])
         prompts = {(p["name"], p["version"]): p for p in spec.get("prompts", [])}
         for _, row in summary.iterrows():
             _log_variant(client, exp, parent, row, results[results.variant == row["variant"]],
-                         prompts.get((row["prompt"], row["version"]), {}), spec, dataset_input, trace)
+                         prompts.get((row["prompt"], row["version"]), {}), spec, dataset_input, trace, start_ms)
         _log_evaluation_files(client, parent, results, summary, spec, figures)
-        client.set_terminated(parent, "FINISHED")
+        client.set_terminated(parent, "FINISHED", end_time=_end_ms(start_ms))
     except BaseException:
         try: client.set_terminated(parent, "FAILED")
         except Exception: pass   # the store may be the thing that failed; the next log of these results cleans the run up
@@ -498,3 +534,188 @@ def load_prompt(uri: str, settings: Settings | None = None) -> Prompt:
     try: found = client.load_prompt(uri)
     except Exception as e: raise LlmopsBenchError(f"Cannot load {uri} from {client.tracking_uri}: {str(e).splitlines()[0]}") from None
     return Prompt(found.name, found.template, version=found.version, uri=f"prompts:/{found.name}/{found.version}")
+
+# %% ../nbs/07_tracking.ipynb #a4efee71
+BASELINE_TAG = "llmops_bench.baseline"   # llmops_bench.baseline.<name> = when the run was marked (ISO, UTC)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+def _checked_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise LlmopsBenchError(f"{what.capitalize()} names are letters, digits, '-' and '_' (such as 'production'), got {name!r}.")
+    return name
+
+def _evaluation_run(client, run_id: str):
+    "The evaluation run `run_id` is (a variant run gives its evaluation), or an error saying what it is instead."
+    run = _get_run(client, run_id, "; list runs with `llmops-bench runs list`")
+    if run.data.tags.get(KIND_TAG) == "variant": run = client.get_run(run.data.tags["mlflow.parentRunId"])
+    if run.data.tags.get(KIND_TAG) != "evaluation":
+        raise LlmopsBenchError(f"Run {run_id} is not an llmops-bench evaluation (its kind is {run.data.tags.get(KIND_TAG)!r}).")
+    return run
+
+def mark_baseline(run_id: str, name: str = "production", settings: Settings | None = None) -> dict:
+    "Tag evaluation run `run_id` (or a variant run's evaluation) as baseline `name`, saying when and by whom; what was written."
+    client = mlflow_client(settings)
+    run = _evaluation_run(client, run_id)
+    u, key = who(), f"{BASELINE_TAG}.{_checked_name(name, 'baseline')}"
+    record = {"run_id": run.info.run_id, "name": name, "at": _now(), "by": f"{u['user']}@{u['host']}"}
+    _log(client, run.info.run_id, tags={key: record["at"], f"{key}.by": record["by"]})
+    return record
+
+# %% ../nbs/07_tracking.ipynb #766dffff
+def baseline_run(name: str = "production", *, run_id: str | None = None, experiment: str | None = None,
+                 settings: Settings | None = None) -> str | None:
+    "The run marked last as baseline `name` in the experiment of run `run_id` (else `experiment`), None when there is none."
+    settings = settings or load_settings()
+    client = mlflow_client(settings)
+    if run_id: exp = _get_run(client, run_id).info.experiment_id
+    else:
+        found = client.get_experiment_by_name(experiment_name(experiment, settings))
+        if found is None: return None
+        exp = found.experiment_id
+    key = f"{BASELINE_TAG}.{_checked_name(name, 'baseline')}"
+    marked = client.search_runs([exp], f"tags.`{key}` != ''")
+    return max(marked, key=lambda r: r.data.tags[key]).info.run_id if marked else None
+
+# %% ../nbs/07_tracking.ipynb #efc58dbf
+ALIAS_HISTORY_TAG = "llmops_bench.alias_history"
+_HISTORY_MAX_CHARS = 5000
+
+def prompt_alias(name: str, alias: str = "production", settings: Settings | None = None) -> Prompt | None:
+    "The version of prompt `name` that registry alias `alias` points to, None when it points nowhere or there is no such prompt."
+    from mlflow.exceptions import MlflowException
+    client = mlflow_client(settings)
+    try: found = client.get_prompt_version_by_alias(name, alias)
+    except MlflowException: return None
+    return Prompt(found.name, found.template, version=found.version, uri=f"prompts:/{found.name}/{found.version}")
+
+def alias_history(name: str, alias: str = "production", settings: Settings | None = None) -> list[dict]:
+    "Every recorded move of alias `alias` of prompt `name`, oldest first (an empty list when none was recorded)."
+    prompt = mlflow_client(settings).get_prompt(name)
+    return json.loads(prompt.tags.get(f"{ALIAS_HISTORY_TAG}.{alias}", "[]")) if prompt else []
+
+# %% ../nbs/07_tracking.ipynb #67985b9f
+def move_prompt_alias(name: str, alias: str, version: str | int, *, action: str = "promote", run_id: str | None = None,
+                      settings: Settings | None = None) -> dict:
+    "Point alias `alias` of prompt `name` at `version`, and append the move (action, evidence run, who, when) to its history tag."
+    client = mlflow_client(settings)
+    before = prompt_alias(name, _checked_name(alias, "alias"), settings)
+    client.set_prompt_alias(name, alias, int(version))
+    u = who()
+    entry = {"version": str(version), "previous": before.version if before else None, "action": action, "run_id": run_id,
+             "at": _now(), "by": f"{u['user']}@{u['host']}"}
+    history = [*alias_history(name, alias, settings), entry]
+    while len(json.dumps(history)) > _HISTORY_MAX_CHARS and len(history) > 1: history = history[1:]
+    client.set_prompt_tag(name, f"{ALIAS_HISTORY_TAG}.{alias}", json.dumps(history))
+    return entry
+
+def tag_prompt_version(name: str, version: str | int, tags: Mapping[str, str], settings: Settings | None = None) -> None:
+    "Set `tags` on version `version` of prompt `name` in the registry (a decision about it, say)."
+    client = mlflow_client(settings)
+    for k, v in tags.items(): client.set_prompt_version_tag(name, str(version), k, str(v)[:_TAG_MAX])
+
+# %% ../nbs/07_tracking.ipynb #53f0f93a
+PROMOTION_TAG = "llmops_bench.promotion"
+
+def record_promotion(run_id: str | None, *, name: str, version: str, alias: str, promoted: bool, reason: str,
+                     current: str | None = None, settings: Settings | None = None) -> dict:
+    "Record a promotion decision on its evidence run `run_id` (tags) and on the candidate's registry version; the record."
+    u = who()
+    record = {"alias": alias, "candidate": f"prompts:/{name}/{version}", "current": f"prompts:/{name}/{current}" if current else "",
+              "decision": "promoted" if promoted else "refused", "reason": reason, "run_id": run_id or "", "at": _now(),
+              "by": f"{u['user']}@{u['host']}"}
+    if run_id: _log(mlflow_client(settings), run_id, tags={f"{PROMOTION_TAG}.{k}": v for k, v in record.items() if k != "run_id"})
+    tag_prompt_version(name, version, {f"{PROMOTION_TAG}.{alias}": json.dumps(record)}, settings)
+    return record
+
+# %% ../nbs/07_tracking.ipynb #94d2bbd4
+_TRACE_COLUMNS = ["trace_id", "time", "name", "state", "inputs", "outputs", "feedback", "expectations", "duration_s"]
+
+def _json_or_text(value):
+    if not isinstance(value, str): return value
+    try: return json.loads(value)
+    except ValueError: return value
+
+def _assessments(trace) -> tuple[dict, dict]:
+    "The newest valid feedback and expectation values of a trace, by name."
+    feedback, expectations = {}, {}
+    for a in sorted(trace.info.assessments or [], key=lambda a: a.create_time_ms or 0):
+        if getattr(a, "valid", True) is False: continue
+        if getattr(a, "feedback", None) is not None and a.feedback.error is None: feedback[a.name] = a.feedback.value
+        elif getattr(a, "expectation", None) is not None: expectations[a.name] = a.expectation.value
+    return feedback, expectations
+
+# %% ../nbs/07_tracking.ipynb #c0615cce
+def read_traces(experiment: str | None = None, *, since: datetime | None = None, max_traces: int = 10_000,
+                include_evaluations: bool = False, settings: Settings | None = None):
+    "An experiment's traces, newest first: time, name, state, root inputs and outputs, feedback and expectations (reads MLflow)."
+    import pandas as pd
+    settings = settings or load_settings()
+    client = mlflow_client(settings)
+    name = experiment_name(experiment, settings)
+    found = client.get_experiment_by_name(name)
+    if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}: the application logs its traces to another one?")
+    rows, token, where = [], None, f"trace.timestamp_ms >= {_ms(since)}" if since is not None else None
+    while len(rows) < max_traces:
+        page = client.search_traces(locations=[found.experiment_id], filter_string=where, order_by=["timestamp_ms DESC"],
+                                    max_results=min(500, max_traces - len(rows)), page_token=token)
+        for t in page:
+            if not include_evaluations and t.info.tags.get(KIND_TAG) == "call": continue
+            feedback, expectations = _assessments(t)
+            rows.append({"trace_id": t.info.trace_id, "time": pd.Timestamp(t.info.request_time, unit="ms", tz="UTC"),
+                         "name": t.info.tags.get("mlflow.traceName"), "state": str(getattr(t.info.state, "value", t.info.state)),
+                         "inputs": _json_or_text(t.data.request), "outputs": _json_or_text(t.data.response),
+                         "feedback": feedback, "expectations": expectations, "duration_s": (t.info.execution_duration or 0) / 1000})
+        token = page.token
+        if not token: break
+    return pd.DataFrame(rows[:max_traces], columns=_TRACE_COLUMNS)
+
+# %% ../nbs/07_tracking.ipynb #84e8dfb0
+AUDIT_COLUMNS = ["run_id", "start_time", "status", "user", "host", "git_commit", "git_dirty", "versions", "prompts", "models",
+                 "allow_models", "deny_models", "dataset", "job_run_id", "baselines", "promotion"]
+
+def _audit_row(r) -> dict:
+    import pandas as pd
+    p, t = r.data.params, r.data.tags
+    commit = p.get("git.commit")
+    versions = ", ".join(f"{k.removeprefix('version.')} {v}" for k, v in sorted(p.items()) if k.startswith("version."))
+    marked = sorted(k.removeprefix(f"{BASELINE_TAG}.") for k in t if k.startswith(f"{BASELINE_TAG}.") and not k.endswith(".by"))
+    promotion = (f"{t[f'{PROMOTION_TAG}.decision']} {t.get(f'{PROMOTION_TAG}.candidate', '')} as {t.get(f'{PROMOTION_TAG}.alias', '')}"
+                 f" by {t.get(f'{PROMOTION_TAG}.by', '')}" if f"{PROMOTION_TAG}.decision" in t else None)
+    return {"run_id": r.info.run_id, "start_time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC"), "status": r.info.status,
+            "user": t.get("llmops_bench.user") or t.get("mlflow.user"), "host": t.get("llmops_bench.host"),
+            "git_commit": commit.removesuffix("+dirty") if commit else None,
+            "git_dirty": {"true": True, "false": False}.get(p.get("git.dirty", "").lower(), commit.endswith("+dirty") if commit else None),
+            "versions": versions or None, "prompts": ", ".join(json.loads(p["prompts"])) if "prompts" in p else None,
+            "models": ", ".join(json.loads(p["models"])) if "models" in p else None,
+            "allow_models": p.get("policy.allow_models"), "deny_models": p.get("policy.deny_models"),
+            "dataset": f"{p.get('dataset.source')} ({p.get('dataset.size')} cases, {p.get('dataset.digest')})" if "dataset.digest" in p else None,
+            "job_run_id": t.get("mlflow.parentRunId"), "baselines": ", ".join(marked) or None, "promotion": promotion}
+
+def audit_table(experiment: str | None = None, settings: Settings | None = None, max_results: int = 5000):
+    "One row per evaluation run of `experiment`, newest first: who, when, code, versions, prompts, models, policy, decisions (reads MLflow)."
+    import pandas as pd
+    settings = settings or load_settings()
+    client = mlflow_client(settings)
+    name = experiment_name(experiment, settings)
+    found = client.get_experiment_by_name(name)
+    if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}; evaluate with experiment={name!r} first.")
+    runs = client.search_runs([found.experiment_id], f"tags.`{KIND_TAG}` = 'evaluation'", max_results=max_results,
+                              order_by=["attributes.start_time DESC"])
+    return pd.DataFrame([_audit_row(r) for r in runs], columns=AUDIT_COLUMNS)
+
+# %% ../nbs/07_tracking.ipynb #11607584
+def log_report(experiment: str | None, name: str, *, figures: Mapping | None = None, tables: Mapping | None = None,
+               tags: Mapping[str, str] | None = None, settings: Settings | None = None) -> str:
+    "Log a monitor report as a run of its own (kind=monitor): `figures` as PNG, `tables` (DataFrames) as tables, `tags`; its id."
+    settings = settings or load_settings()
+    client = mlflow_client(settings)
+    u = who()
+    run_id = client.create_run(experiment_id(client, experiment_name(experiment, settings), settings), run_name=name[:200],
+                               tags={KIND_TAG: "monitor", "mlflow.user": u["user"], "llmops_bench.host": u["host"], **(tags or {})}).info.run_id
+    try:
+        for file, fig in (figures or {}).items(): client.log_figure(run_id, fig, f"plots/{file}")
+        for file, df in (tables or {}).items(): client.log_table(run_id, _jsonable(df), file if file.endswith(".json") else f"{file}.json")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED"); raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
