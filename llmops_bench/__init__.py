@@ -10,7 +10,7 @@ _EXPORTS = {
     "Scorer": "scorers", "scorer": "scorers",
     "summarize": "stats",
     "evaluate": "evaluation", "Results": "evaluation", "log_results": "evaluation", "log": "evaluation", "load": "evaluation",
-    "runs": "evaluation", "variants_from_spec": "evaluation",
+    "runs": "evaluation", "variants_from_spec": "evaluation", "UnloggedWarning": "evaluation",
     "register_prompt": "tracking", "load_prompt": "tracking",
     "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
 }

@@ -140,9 +140,10 @@ def _summary_view(summary):
 def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool, progress: bool, out) -> int:
     "Run the evaluation a spec file (ours or a promptfoo config) describes; print summary, ranking and gates; the exit code."
     import warnings
+    from llmops_bench.evaluation import UnloggedWarning
     from llmops_bench.specs import run_spec
     with warnings.catch_warnings():   # evaluate's own warning says what `_kept` below says, less plainly for a terminal
-        warnings.filterwarnings("ignore", message="The evaluation ran but could not be logged", category=UserWarning)
+        warnings.simplefilter("ignore", UnloggedWarning)
         done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress)
     if done.unlogged is not None: _kept(done.results)
     if as_json:

@@ -27,7 +27,7 @@ from .providers import BENCH_MODELS
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variant_spec',
-           'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs']
+           'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs', 'UnloggedWarning']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
@@ -161,7 +161,7 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
              stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None,
              stop: threading.Event | str | None = None, alpha: float = 0.05, min_cases: int = 100, batch: int = 50,
              effect: float | None = None, decide_on: str | None = None, seed: int = 0, experiment: str | None = None, log: bool = True,
-             trace: bool = False, parent_run_id: str | None = None, settings: Settings | None = None) -> Results:
+             trace: bool = False, parent_run_id: str | None = None, source: Mapping | None = None, settings: Settings | None = None) -> Results:
     "Run prompts × models (or explicit `variants`) on the cases, score the outputs, log to MLflow unless `log=False`; the `Results`."
     settings = settings or load_settings()
     if data is None: raise LlmopsBenchError("evaluate needs data: a Dataset, a DataFrame, a list of dicts or a csv/jsonl/json/parquet path.")
@@ -182,6 +182,7 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     spec = evaluation_spec(calls, dataset, scorer_list, runner, repeats, experiment=tracking.experiment_name(experiment, settings),
                            scorer_code=[s for s in _listed(scorers) if isinstance(s, str)])
     if cases is not None: spec["dataset"]["case_ids"] = [c.id for c in dataset]
+    if source: spec["source"] = dict(source)   # which face asked: a spec file, a Compare session, ...
     if record is not None: spec["sequential"] = record
     elif len(table) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(table)}
     results = Results(table, spec)
@@ -285,6 +286,9 @@ def runs(experiment: str | None = None, settings: Settings | None = None):
     "A table of the evaluations and variant runs logged to `experiment` (default: settings' experiment), newest first."
     return tracking.list_runs(experiment, settings)
 
+class UnloggedWarning(UserWarning):
+    "An evaluation ran but MLflow could not take it: the results wait in a local folder (`Results.unlogged`)."
+
 def _log_or_keep(results: Results, settings: Settings, trace: bool, parent_run_id: str | None) -> None:
     try: log_results(results, None, settings, trace, parent_run_id)
     except Exception as e:
@@ -294,4 +298,4 @@ def _log_or_keep(results: Results, settings: Settings, trace: bool, parent_run_i
         warnings.warn(f"The evaluation ran but could not be logged to MLflow at {tracking.tracking_uri(settings)} ({results.log_error}). "
                       f"Nothing is lost: the results are saved in {results.unlogged}. Log them later with "
                       f"`llmops-bench runs push {results.unlogged}` or `lb.log_results(lb.Results.load({str(results.unlogged)!r}))`.",
-                      stacklevel=3)
+                      UnloggedWarning, stacklevel=3)

@@ -684,7 +684,8 @@ def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: l
     all_gates = [*spec.gates, *(gates or [])]
     for g in all_gates: stats.parse_gate(g)
     results = evaluate(spec.prompts, spec.models, spec.dataset, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
-                       progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings)
+                       progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings,
+                       source={"spec_file": str(spec.path), "kind": spec.kind})
     assertions = next((s for s in spec.scorers if isinstance(s, PromptfooAssertions)), None)
     tests = _tests_table(results.results, assertions) if assertions is not None else None
     summary = results.summary()

@@ -343,7 +343,7 @@ class Compare(W.VBox):
         self._stop = threading.Event()
         kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self.side_by_side.show, stop=self._stop,
                       log=self.log_box.value, experiment=self.experiment, stream=self.stream, progress=False, settings=self.settings,
-                      **self.engine)
+                      source={"face": "Compare"}, **self.engine)
         self._thread = threading.Thread(target=self._session, args=(kwargs, inputs), name="llmops-bench-compare", daemon=True)
         self._thread.start()
 
