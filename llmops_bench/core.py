@@ -245,6 +245,37 @@ class Dataset:
         try: return cls(data)
         except (TypeError, ValueError) as e: raise DatasetError(f"Cannot make a dataset from {type(data).__name__}: {e}") from None
 
+    @classmethod
+    def from_traces(cls, traces, *, inputs: Iterable[str] | None = None, output: str | None = "output", feedback: bool = True,
+                    sample: int | float | None = None, seed: int = 0, source: str = "traces") -> Dataset:
+        "Cases from an application's traces (a `tracking.read_traces` table): one per distinct input, the newest kept, sampled with `seed`."
+        import random
+        rows, seen = [], set()
+        records = traces.sort_values("time", ascending=False, kind="stable") if "time" in traces.columns else traces
+        for t in records.to_dict("records"):
+            given = t.get("inputs")
+            case = dict(given) if isinstance(given, Mapping) else {"input": given}
+            if inputs is not None:
+                if missing := [k for k in inputs if k not in case]:
+                    raise DatasetError(f"Trace {t.get('trace_id')} has no input {missing[0]!r} (it has: {', '.join(case) or 'none'}); "
+                                       f"pick the traces of one application (filter the table by `name`) or other `inputs`.")
+                case = {k: case[k] for k in inputs}
+            key = content_hash(case)
+            if key in seen: continue                   # the same request again: its newest trace stands for it
+            seen.add(key)
+            out = t.get("outputs")
+            rows.append({"id": key, **case, **({"trace_id": t["trace_id"]} if "trace_id" in t else {}),
+                         **({output: out if isinstance(out, str) or out is None else canonical_json(out)} if output else {}),
+                         **({f"feedback.{k}": v for k, v in (t.get("feedback") or {}).items()} if feedback else {})})
+        if not rows: raise DatasetError(f"No traces in {source}: nothing to make cases of (is the application logging to this experiment?).")
+        if sample is not None:
+            if not (isinstance(sample, int) and sample >= 1 or isinstance(sample, float) and 0 < sample <= 1):
+                raise DatasetError(f"sample is a number of cases (≥ 1) or a fraction in (0, 1], got {sample!r}.")
+            k = sample if isinstance(sample, int) else max(1, round(sample * len(rows)))
+            keep = set(random.Random(seed).sample(range(len(rows)), min(k, len(rows))))
+            rows = [r for i, r in enumerate(rows) if i in keep]
+        return cls(rows, source)
+
     def to_frame(self):
         "The cases as a DataFrame with an `id` column first."
         import pandas as pd
