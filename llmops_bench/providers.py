@@ -306,16 +306,21 @@ def call_cost(model_id: str, prompt_tokens: int | None, completion_tokens: int |
     return prompt_tokens * price[0] + completion_tokens * price[1]
 
 # %% ../nbs/02_providers.ipynb #e6f4a0c1
+class _Endpoint:
+    "An aiohttp session for one endpoint (scheme, host and port) and the proxy its requests take."
+    def __init__(self, url: str):
+        import aiohttp, aiohttp.helpers, yarl
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), cookie_jar=aiohttp.DummyCookieJar(),
+                                             timeout=aiohttp.ClientTimeout(total=None), read_bufsize=2**20)
+        try: proxy, auth = aiohttp.helpers.get_env_proxy_for_url(yarl.URL(url))
+        except LookupError: proxy, auth = None, None
+        self.proxy = {"proxy": proxy, "proxy_auth": auth} if proxy else {}
+
 class _Pool:
-    "The lean sessions of one event loop, by endpoint, open while some `pooled()` block is."
-    def __init__(self): self.users, self.sessions = 0, {}
+    "The lean endpoints of one event loop, by origin, open while some `pooled()` block is."
+    def __init__(self): self.users, self.endpoints = 0, {}
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # event loop -> _Pool
-
-def _new_session():
-    import aiohttp
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), trust_env=True,
-                                 timeout=aiohttp.ClientTimeout(total=None), read_bufsize=2**20, raise_for_status=False)
 
 @contextlib.asynccontextmanager
 async def pooled():
@@ -326,15 +331,16 @@ async def pooled():
     finally:
         pool.users -= 1
         if not pool.users:
-            sessions, pool.sessions = list(pool.sessions.values()), {}
-            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+            endpoints, pool.endpoints = list(pool.endpoints.values()), {}
+            await asyncio.gather(*(e.session.close() for e in endpoints), return_exceptions=True)
 
-def _pooled_session(origin: str):
-    "The running loop's session for `origin` inside a `pooled()` block, else None."
+def _pooled_endpoint(url: str) -> _Endpoint | None:
+    "The running loop's endpoint for `url` inside a `pooled()` block, else None."
     pool = _pools.get(asyncio.get_running_loop())
     if pool is None or not pool.users: return None
-    if (session := pool.sessions.get(origin)) is None or session.closed: session = pool.sessions[origin] = _new_session()
-    return session
+    origin = url.split("/", 3)[2]
+    if (endpoint := pool.endpoints.get(origin)) is None or endpoint.session.closed: endpoint = pool.endpoints[origin] = _Endpoint(url)
+    return endpoint
 
 # %% ../nbs/02_providers.ipynb #e6f4a0c3
 def _lean_request(model: Model, messages: Sequence[dict], stream: bool) -> tuple[str, dict, bytes]:
@@ -381,11 +387,11 @@ async def _read_stream(response, start: float) -> tuple[str, dict | None, float 
 async def _lean_send(url: str, headers: dict, body: bytes, stream: bool, start: float) -> tuple[str | None, dict | None, float | None]:
     "POST one chat request; text, usage and time to first token, or `ProviderError`."
     import aiohttp
-    session = _pooled_session(url.split("/", 3)[2])
-    own = session is None
-    if own: session = _new_session()
+    endpoint = _pooled_endpoint(url)
+    own = endpoint is None
+    if own: endpoint = _Endpoint(url)
     try:
-        async with session.post(url, data=body, headers=headers) as response:
+        async with endpoint.session.post(url, data=body, headers=headers, **endpoint.proxy) as response:
             if response.status != 200: raise http_error(response.status, await response.read(), response.headers)
             if stream: return await _read_stream(response, start)
             raw = await response.read()
@@ -395,7 +401,7 @@ async def _lean_send(url: str, headers: dict, body: bytes, stream: bool, start: 
     except aiohttp.ClientError as e:
         raise ProviderError("server", f"Connection error: {e}") from None
     finally:
-        if own: await session.close()
+        if own: await endpoint.session.close()
 
 # %% ../nbs/02_providers.ipynb #f7a5b1c1
 async def _litellm_send(model: Model, messages: list[dict], timeout: float, stream: bool, start: float) -> tuple[str | None, object, float | None]:
@@ -422,6 +428,7 @@ class ChatRequest:
         self.model, self.messages, self.stream = model, list(messages), stream
         self.transport = transport_for(model, transport)
         self._lean = _lean_request(model, self.messages, stream) if self.transport == "lean" else None
+        if self.transport == "litellm": litellm_module()   # its first import takes seconds: not inside the call's timeout
 
     async def send(self, timeout: float = 60.0) -> Completion:
         "Send the request once (no retries); the `Completion`, or `ProviderError`."

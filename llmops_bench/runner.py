@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import math
 import random
 import sqlite3
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -99,13 +100,15 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")   # durable across a process kill; only a power cut can lose the last commits
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)")
+        self._lock = threading.Lock()   # a run writes from a worker thread (see _CacheWriter) while others may read
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict]:
         "The cached answers among `keys`."
         found = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            rows = self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            with self._lock:
+                rows = self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             found.update((k, json.loads(v)) for k, v in rows)
         return found
 
@@ -116,47 +119,56 @@ class ResponseCache:
     def put_many(self, items: Sequence[tuple[str, dict]]) -> None:
         "Store answers in one transaction; they are on disk when this returns."
         now = time.time()
-        with self._db:   # BEGIN ... COMMIT, or ROLLBACK on error
+        values = [(k, json.dumps(v), now) for k, v in items]
+        with self._lock, self._db:   # BEGIN ... COMMIT, or ROLLBACK on error
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", [(k, json.dumps(v), now) for k, v in items])
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", values)
 
     def trim(self) -> int:
         "Drop the oldest entries while the file is larger than `max_mb`; the number dropped."
         size = lambda: sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
         dropped = 0
-        while size() > self.max_mb * 2**20 and (n := self._db.execute("SELECT count(*) FROM responses").fetchone()[0]):
+        while size() > self.max_mb * 2**20 and (n := len(self)):
             cut = max(1, n // 10)
-            self._db.execute("DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY created LIMIT ?)", (cut,))
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"); self._db.execute("VACUUM")
+            with self._lock:
+                self._db.execute("DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY created LIMIT ?)", (cut,))
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"); self._db.execute("VACUUM")
             dropped += cut
         return dropped
 
-    def __len__(self) -> int: return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
-    def close(self) -> None: self._db.close()
+    def __len__(self) -> int:
+        with self._lock: return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    def close(self) -> None:
+        with self._lock: self._db.close()
 
 # %% ../nbs/03_runner.ipynb #9b92de95
 class _CacheWriter:
-    "Writes a run's answers to a `ResponseCache` in one transaction per burst (one turn of the event loop)."
+    "Writes a run's answers to a `ResponseCache` in one transaction per burst, on a worker thread."
     def __init__(self, cache: ResponseCache):
-        self.cache, self.pending, self.waiters = cache, [], []
+        self.cache, self.pending, self.waiters, self.writing = cache, [], [], False
 
     async def put(self, key: str, answer: dict) -> None:
         "Store `answer`; returns once it is on disk."
-        loop = asyncio.get_running_loop()
-        if not self.pending: loop.call_soon(self._flush)
-        done = loop.create_future()
+        done = asyncio.get_running_loop().create_future()
         self.pending.append((key, answer)); self.waiters.append(done)
+        if not self.writing:
+            self.writing = True
+            self._task = asyncio.ensure_future(self._drain())   # a reference, so the task is not collected mid-write
         await done
 
-    def _flush(self) -> None:
-        items, waiters, self.pending, self.waiters = self.pending, self.waiters, [], []
-        try: self.cache.put_many(items)
-        except Exception as e:
-            for w in waiters:
-                if not w.done(): w.set_exception(e)
-        else:
-            for w in waiters:
-                if not w.done(): w.set_result(None)
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)   # let the rest of this turn's answers join the first batch
+            while self.pending:
+                items, waiters, self.pending, self.waiters = self.pending, self.waiters, [], []
+                try: await asyncio.to_thread(self.cache.put_many, items)
+                except Exception as e: outcome = e
+                else: outcome = None
+                for w in waiters:
+                    if w.done(): continue
+                    if outcome is None: w.set_result(None)
+                    else: w.set_exception(outcome)
+        finally: self.writing = False
 
 # %% ../nbs/03_runner.ipynb #df2e4c88
 class _Pacer:
@@ -173,7 +185,7 @@ class _Pacer:
 
 def backoff_delay(attempt: int, base: float, cap: float = 30.0, retry_after: float | None = None) -> float:
     "Seconds to wait before retry number `attempt` (1-based): the server's Retry-After, else full-jitter exponential."
-    if retry_after is not None: return min(retry_after, cap) + random.uniform(0, base)
+    if retry_after is not None: return min(retry_after, cap) + random.uniform(0, min(base, retry_after / 4))
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 # %% ../nbs/03_runner.ipynb #7d1e0a11
@@ -247,8 +259,8 @@ async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callab
             done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: t is not first):
                 if (error := task.exception()) is not None:
-                    if not isinstance(error, providers.ProviderError): raise error
-                    failure = failure or error
+                    if not isinstance(error, providers.ProviderError) or task is other: raise error
+                    failure = error   # the original failed: the duplicate may still answer
                     continue
                 answer = dict(task.result())
                 hedger.observe(answer["latency_s"])
@@ -270,11 +282,16 @@ RESULT_COLUMNS = ["variant", "prompt_name", "prompt_version", "prompt_hash", "mo
                   "output", "error", "error_type", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "cost_usd",
                   "cached", "attempts", "started_at", "transport", "hedged"]
 
+@functools.lru_cache(maxsize=4096)
+def _variant_columns(v: Variant) -> dict:
+    "The columns a variant gives each of its rows (computed once per variant, not once per row)."
+    return {"variant": v.name, "prompt_name": v.prompt.name, "prompt_version": v.prompt.version, "prompt_hash": v.prompt.hash,
+            "model": v.model.id, "model_params": canonical_json(v.model.params)}
+
 def _row(call: Call, answer: dict | None, *, error: str | None = None, error_type: str | None = None, cached: bool = False,
          attempts: int = 0, started_at: float | None = None, transport: str | None = None, hedged: bool = False) -> dict:
-    v, answer = call.variant, answer or {}
-    return {"variant": v.name, "prompt_name": v.prompt.name, "prompt_version": v.prompt.version, "prompt_hash": v.prompt.hash,
-            "model": v.model.id, "model_params": canonical_json(v.model.params), "case_id": call.case.id, "repeat": call.repeat,
+    answer = answer or {}
+    return {**_variant_columns(call.variant), "case_id": call.case.id, "repeat": call.repeat,
             **{f"input.{k}": x for k, x in call.case.inputs.items()},
             "messages": canonical_json(call.messages), "output": answer.get("output"), "error": error, "error_type": error_type,
             "latency_s": answer.get("latency_s"), "ttft_s": answer.get("ttft_s"), "prompt_tokens": answer.get("prompt_tokens"),
@@ -514,7 +531,9 @@ class ResultsWriter:
         import pyarrow as pa, pyarrow.parquet as pq
         frame, self.rows = results_frame(self.rows), []
         if self.transform is not None: frame = self.transform(frame)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with warnings.catch_warnings():   # pyarrow 25 reads tz-aware columns through Series.values, which pandas 3.1 deprecates
+            warnings.simplefilter("ignore", DeprecationWarning)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._file is None:
             self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,9 @@ Endpoints:
 Each chat request takes one uniform draw from ``random.Random(seed)``; the RNG is re-seeded by
 every ``/config`` and ``/reset``, so a test that configures then sends requests one at a time sees
 the same faults on every run. Model-name prefixes force a fault regardless of the rates:
-``always500*`` → 500, ``always429*`` → 429, ``slow*`` → a hang of ``hang_s``.
+``always500*`` → 500, ``always429*`` → 429, ``slow*`` → a hang of ``hang_s``, ``malformed*`` → a malformed body (all four counted
+in ``faults``). ``always401*`` → 401 whose message quotes the API key the client sent, in full (OpenAI quotes a masked part of it:
+this is the worst case for secret scrubbing); it is not counted in ``faults``.
 
 Speed matters more than features here: the server must not be the bottleneck of a benchmark at
 ~1000 requests/s, so nothing is logged per request (no access log, and never a header or a body:
@@ -45,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import hashlib
 import json
 import math
@@ -192,7 +195,8 @@ class FakeOpenAI:
         self.faults = dict.fromkeys(FAULTS, 0)
         self.max_inflight = self.inflight
         self.repeats = 0
-        self.arrivals: list[float] = []  # time.time() of each chat request's arrival (the last 10,000): pacing is read from these
+        # time.time() of each chat request's arrival (the last 10,000): pacing is read from these
+        self.arrivals: collections.deque[float] = collections.deque(maxlen=10_000)
         self.embeddings = 0
         self.embedding_faults = 0
         # digests, not bodies: bounded memory per request, and no request content kept around
@@ -255,7 +259,7 @@ class FakeOpenAI:
 
     async def handle_chat(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
-        self.arrivals = self.arrivals[-9999:] + [time.time()]
+        self.arrivals.append(time.time())
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
         try:
@@ -281,6 +285,10 @@ class FakeOpenAI:
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
 
+        if model.startswith("always401"):
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return _error(401, f"Incorrect API key provided: {key}. You can find your API key at "
+                               "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
         if fault == "429":
             # Integer Retry-After as HTTP specifies (litellm parses it with int()), plus OpenAI's
             # retry-after-ms with the exact value, which the openai SDK prefers.
@@ -344,6 +352,8 @@ class FakeOpenAI:
             return "429"
         if model.startswith("slow"):
             return "hang"
+        if model.startswith("malformed"):
+            return "malformed"
         cfg = self.config
         threshold = 0.0
         for fault, rate in zip(FAULTS, (cfg.rate_429, cfg.rate_500, cfg.rate_hang, cfg.rate_malformed), strict=True):
