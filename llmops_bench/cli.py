@@ -162,6 +162,7 @@ def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool
     if done.gates is not None:
         print(f"\ngates: {'passed' if done.gates.passed else 'FAILED'}", file=out)
         for f in done.gates.failures: print(f"  - {f}", file=out)
+    if done.results.stopping: print(f"\n{done.results.stopping}", file=out)
     if done.run_id: print(f"\nlogged to MLflow: run {done.run_id}", file=out)
     return done.exit_code
 

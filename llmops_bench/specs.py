@@ -66,7 +66,7 @@ class _Doc:
         return SpecError(f"{self.path}, line {self.line(path)}: {_key(path)}: {message}")
 
 # %% ../nbs/08a_specs.ipynb #26325e2e
-SPEC_KEYS = ("description", "experiment", "prompts", "models", "dataset", "scorers", "repeats", "concurrency", "gates")
+SPEC_KEYS = ("description", "experiment", "prompts", "models", "dataset", "scorers", "repeats", "concurrency", "gates", "stop")
 
 @dataclass
 class Spec:
@@ -82,6 +82,7 @@ class Spec:
     experiment: str | None = None
     gates: list = field(default_factory=list)
     unsupported: list = field(default_factory=list)
+    stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
 
 # %% ../nbs/08a_specs.ipynb #bfbbb5cd
 def _unknown(doc: _Doc, data: dict, known, path: tuple = ()) -> None:
@@ -168,6 +169,22 @@ def _scorer(doc: _Doc, path: tuple, item):
     except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
 
 # %% ../nbs/08a_specs.ipynb #e9990e2f
+_STOP_KEYS = ("when", "alpha", "min_cases", "batch", "effect", "decide_on", "seed")
+
+def _stop(doc: _Doc, path: tuple, value) -> dict:
+    "`stop: decided`, or `stop: {when: decided, alpha: 0.05, min_cases: 100, batch: 50, effect: 0.05, decide_on: name}`, as evaluate's arguments."
+    if value is None: return {}
+    if value == "decided": value = {"when": "decided"}
+    if not isinstance(value, dict) or value.get("when") != "decided":
+        raise doc.error(path, f"expected 'decided' or a mapping with when: decided (and alpha, min_cases, batch, effect, decide_on), got {value!r}.")
+    _unknown(doc, value, _STOP_KEYS, path)
+    for k in ("min_cases", "batch", "seed"):
+        if k in value: _int(doc, (*path, k), value[k], 0 if k == "seed" else 1)
+    for k, lo, hi in (("alpha", 0, 1), ("effect", 0, 1)):
+        if k in value and (isinstance(value[k], bool) or not isinstance(value[k], (int, float)) or not lo < value[k] < hi):
+            raise doc.error((*path, k), f"expected a number between {lo} and {hi}, got {value[k]!r}.")
+    return {"stop": "decided", **{k: v for k, v in value.items() if k != "when"}}
+
 def _bench_spec(doc: _Doc, settings: Settings | None) -> Spec:
     data = doc.data
     _unknown(doc, data, SPEC_KEYS)
@@ -187,7 +204,8 @@ def _bench_spec(doc: _Doc, settings: Settings | None) -> Spec:
     return Spec(doc.path, "llmops-bench", prompts, models, dataset, scorers,
                 repeats=_int(doc, ("repeats",), data.get("repeats", 1)),
                 concurrency=_int(doc, ("concurrency",), data["concurrency"]) if data.get("concurrency") is not None else None,
-                experiment=data.get("experiment"), gates=_gates(doc, ("gates",), data.get("gates") or []))
+                experiment=data.get("experiment"), gates=_gates(doc, ("gates",), data.get("gates") or []),
+                stop=_stop(doc, ("stop",), data.get("stop")))
 
 # %% ../nbs/08a_specs.ipynb #306204b6
 PROMPTFOO_KEYS = ("description", "prompts", "providers", "tests", "defaultTest", "outputPath", "sharing", "env", "evaluateOptions",
@@ -658,7 +676,7 @@ class SpecRun:
                 "unlogged": None if self.unlogged is None else str(self.unlogged), "log_error": self.results.log_error,
                 "unsupported": self.spec.unsupported, "summary": rec(self.summary), "ranking": rec(self.ranking),
                 "gates": None if self.gates is None else {"passed": self.gates.passed, "failures": self.gates.failures, "rows": rec(self.gates.rows)},
-                "tests": rec(self.tests)}
+                "tests": rec(self.tests), "sequential": self.results.spec.get("sequential")}
 
 # %% ../nbs/08a_specs.ipynb #e0fde904
 def _first_failure(details, error, score_error) -> str:
@@ -685,7 +703,7 @@ def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: l
     for g in all_gates: stats.parse_gate(g)
     results = evaluate(spec.prompts, spec.models, spec.dataset, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
                        progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings,
-                       source={"spec_file": str(spec.path), "kind": spec.kind})
+                       source={"spec_file": str(spec.path), "kind": spec.kind}, **spec.stop)
     assertions = next((s for s in spec.scorers if isinstance(s, PromptfooAssertions)), None)
     tests = _tests_table(results.results, assertions) if assertions is not None else None
     summary = results.summary()

@@ -132,3 +132,24 @@ def test_identical_variants_never_get_a_false_better(tmp_path) -> None:
     assert (to_the_end["stopped_because"], to_the_end["cases_used"], to_the_end["decisions"][0]["decision"]) == ("the cases ran out", 2000, "undecided")
     assert futile["stopped_because"] == "decided" and futile["decisions"][0]["decision"] == "no difference of the effect's size"
     assert futile["cases_used"] < 2000
+
+
+def test_a_spec_file_stops_once_decided(tmp_path) -> None:
+    "The same sequential rule from a spec file and the command line (`stop: decided`), and recorded on the MLflow run."
+    import csv, json, os, subprocess, sys
+    from pathlib import Path
+    import llmops_bench as lb
+    with (tmp_path/"cases.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["id", "context", "question", "answer"]); w.writeheader(); w.writerows(_cases(1000))
+    (tmp_path/"spec.yaml").write_text("prompts: [\"{{context}}\\n\\nQuestion: {{question}}\"]\nmodels: [bench/lead, bench/extractive]\n"
+                                      "dataset: cases.csv\nscorers: [contains]\nstop: {when: decided, batch: 25, min_cases: 50}\n")
+    env = {**os.environ, "LLMOPS_BENCH_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cli = Path(sys.executable).parent/"llmops-bench"
+    r = subprocess.run([str(cli), "eval", str(tmp_path/"spec.yaml"), "--json", "--no-progress"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads(r.stdout)["sequential"]
+    print(f"spec run: {record['stopped_because']} after {record['cases_used']} of {record['cases_total']} cases")
+    assert record["stopped_because"] == "decided" and record["cases_used"] == 50 and record["calls_not_sent"] == 2 * 950
+    logged = lb.load(json.loads(r.stdout)["run_id"], lb.load_settings(tmp_path))
+    assert logged.spec["sequential"]["cases_used"] == 50 and len(logged.results) == 100
