@@ -428,6 +428,7 @@ class ChatRequest:
         self.model, self.messages, self.stream = model, list(messages), stream
         self.transport = transport_for(model, transport)
         self._lean = _lean_request(model, self.messages, stream) if self.transport == "lean" else None
+        self._keyless = self._lean is not None and not any(h.lower() == "authorization" for h in self._lean[1])
         if self.transport == "litellm": litellm_module()   # its first import takes seconds: not inside the call's timeout
 
     async def send(self, timeout: float = 60.0) -> Completion:
@@ -436,9 +437,8 @@ class ChatRequest:
         try:
             async with asyncio.timeout(timeout if self.transport == "lean" else timeout + 1.0):   # litellm's client gets `timeout` too
                 if self.transport == "offline": output, usage, ttft = self._offline(start)
-                elif self.transport == "lean":
-                    if not any(h.lower() == "authorization" for h in self._lean[1]): raise ProviderError("auth", NO_KEY)
-                    output, usage, ttft = await _lean_send(*self._lean, self.stream, start)
+                elif self._keyless: raise ProviderError("auth", NO_KEY)   # as litellm (the OpenAI SDK) refuses to send without a key
+                elif self.transport == "lean": output, usage, ttft = await _lean_send(*self._lean, self.stream, start)
                 else: output, usage, ttft = await _litellm_send(self.model, self.messages, timeout, self.stream, start)
         except Exception as e:
             error = classify(e)

@@ -199,6 +199,10 @@ class Hedging:
     budget: float = 0.05      # duplicates are at most this share of a model's requests (plus one)
     min_samples: int = 20     # answers seen before the first duplicate
 
+    def __post_init__(self):
+        if not (0 < self.quantile <= 1 and self.factor > 0 and 0 <= self.min_s <= self.max_s and self.budget >= 0 and self.min_samples >= 1):
+            raise LlmopsBenchError(f"Invalid {self!r}: quantile in (0, 1], factor > 0, 0 <= min_s <= max_s, budget >= 0, min_samples >= 1.")
+
 class _Hedger:
     "One model's recent latencies and duplicate budget."
     def __init__(self, policy: Hedging):
@@ -224,13 +228,24 @@ class _Tally:
     "Requests sent for one call, and whether any was a duplicate."
     def __init__(self): self.requests, self.hedged = 0, False
 
+async def _done_within(future: asyncio.Future, seconds: float) -> None:
+    "Wait until `future` is done or `seconds` have passed (asyncio.wait for one future, at half its cost: this runs once a call)."
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    def wake(*_) -> None:
+        if not waiter.done(): waiter.set_result(None)
+    future.add_done_callback(wake)
+    timer = loop.call_later(seconds, wake)
+    try: await waiter
+    finally: timer.cancel(); future.remove_done_callback(wake)
+
 async def _late(first: asyncio.Future, hedger: _Hedger, t0: float) -> bool:
     "Wait until `first` is done (False) or has been out longer than its model's hedge delay (True)."
     while not first.done():
         delay, elapsed = hedger.delay(), time.perf_counter() - t0
         limit = hedger.policy.max_s if delay is None else delay
         if elapsed >= limit: return True
-        await asyncio.wait({first}, timeout=min(limit - elapsed, hedger.policy.min_s) if delay is None else limit - elapsed)
+        await _done_within(first, min(limit - elapsed, hedger.policy.min_s) if delay is None else limit - elapsed)
     return False
 
 def _spent(other: asyncio.Future | None, winner_cost: float | None) -> float | None:
@@ -243,18 +258,22 @@ def _spent(other: asyncio.Future | None, winner_cost: float | None) -> float | N
 # %% ../nbs/03_runner.ipynb #7d1e0a15
 async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callable[[], None]], Awaitable[dict]], hedger: _Hedger | None,
                 tally: _Tally) -> dict:
-    "One attempt: `send()`, and when it is late, `duplicate(on_sent)` (the same request under the run's limits); the first good answer."
+    "One attempt: `send()`, and when it is late, `duplicate(on_sent)` (the same request, paced); the first good answer."
     tally.requests += 1
     if hedger is None: return await send()
     hedger.requests += 1
     t0, sent = time.perf_counter(), []
-    def on_sent() -> None:   # the duplicate got its place in flight and is going out now
+    def on_sent() -> None:   # the model's pace let the duplicate go: it is going out now
         sent.append(time.perf_counter())
         tally.requests, tally.hedged, hedger.requests, hedger.hedges = tally.requests + 1, True, hedger.requests + 1, hedger.hedges + 1
     first, other = asyncio.ensure_future(send()), None
     try:
-        if await _late(first, hedger, t0) and hedger.allow(): other = asyncio.ensure_future(duplicate(on_sent))
-        racing, failure = {first, other} - {None}, None
+        if not await _late(first, hedger, t0) or not hedger.allow():
+            answer = await first
+            hedger.observe(answer["latency_s"])
+            return answer
+        other = asyncio.ensure_future(duplicate(on_sent))
+        racing, failure = {first, other}, None
         while racing:
             done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: t is not first):

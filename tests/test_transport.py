@@ -51,11 +51,13 @@ def sent(server) -> int:
 # --- the same rows, whichever path -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_lean_and_litellm_give_the_same_rows_errors_included(fake_server, tmp_path, stream):
+def test_lean_and_litellm_give_the_same_rows_errors_included(fake_server, tmp_path, stream, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     fake_server.configure(retry_after=0.05)
     models = [model(fake_server, "local"), model(fake_server, "gpt-4o-mini", temperature=0),   # priced: cost from the map
               model(fake_server, "always500-x"), model(fake_server, "always429-x"), model(fake_server, "slow-x", timeout=0.5),
-              model(fake_server, "malformed-x"), model(fake_server, "always401-x")]
+              model(fake_server, "malformed-x"), model(fake_server, "always401-x"),
+              lb.Model("openai/no-key", api_base=fake_server.base_url)]                           # refused before sending
     # a generous timeout but for the hanging model: litellm's first calls on a busy machine are slow enough to time out
     rows = {t: run(fake_server, models, cases(6), tmp_path, t, stream=stream, timeout_s=30) for t in TRANSPORTS}
     lean, via_litellm = rows["auto"], rows["litellm"]
