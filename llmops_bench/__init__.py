@@ -13,8 +13,9 @@ _EXPORTS = {
     "runs": "evaluation", "variants_from_spec": "evaluation", "UnloggedWarning": "evaluation",
     "register_prompt": "tracking", "load_prompt": "tracking",
     "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
+    "promote": "monitor", "rollback": "monitor",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "views", "notebooks", "widgets", "specs", "jobs", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "views", "notebooks", "widgets", "specs", "jobs", "monitor", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):

@@ -111,7 +111,7 @@ def score_by_variant(summary, score: str | None = None) -> Figure:
 def _usd(x: float, _=None) -> str:
     if x < 0: return ""
     if x == 0: return "$0"
-    return f"${x:,.0f}" if x >= 1000 else f"${x:.3g}"
+    return f"${x:,.0f}" if x >= 1000 else f"${np.format_float_positional(x, precision=3, fractional=False, trim='-')}"   # $0.00005, never $5e-05
 
 def _label_points(ax, xs, ys, names, right_of: float, width: int = 24) -> None:
     for x, y, name in zip(xs, ys, names):
@@ -211,7 +211,7 @@ def evaluation_figures(results, summary) -> dict[str, Figure]:
     figs["latency.png"] = latency(results)
     return figs
 
-# %% ../nbs/06_plots.ipynb #80d644d6
+# %% ../nbs/06_plots.ipynb #e03374a8
 _SERIES = ("#3a6ea5", "#d9822b", "#3f8f5b", "#b2455e", "#7a5ca8", "#8c6d3f", "#2f8f9d", "#5f6b7a", "#c7a12b", "#9c4f96")
 
 def _colour(i: int) -> str: return _SERIES[i % len(_SERIES)]
@@ -222,7 +222,7 @@ def _legend_below(fig, ax, handles, labels, width: int = 48) -> None:
     ax.legend(handles, [short_label(l, width, lines=1) for l in labels], loc="upper left", bbox_to_anchor=(0, -0.16),
               ncols=min(3, len(labels)), frameon=False, fontsize=8.5, handlelength=1.6, columnspacing=1.4)
 
-# %% ../nbs/06_plots.ipynb #6f19f3ca
+# %% ../nbs/06_plots.ipynb #d908a631
 def _dates_axis(ax) -> None:
     import matplotlib.dates as mdates
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
@@ -261,7 +261,7 @@ def metric_over_time(table, metric: str, by: str = "variant", interval: str = "i
     if table.empty: ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", color=_MUTED)
     return fig
 
-# %% ../nbs/06_plots.ipynb #3cc3f54b
+# %% ../nbs/06_plots.ipynb #983c59d3
 def _stacked_days(ax, table, column: str, series: list, days: list) -> list:
     bottom, handles = np.zeros(len(days)), []
     for i, name in enumerate(series):
@@ -291,7 +291,7 @@ def spend_by_day(table) -> Figure:
     _legend_below(fig, judges, handles, series)
     return fig
 
-# %% ../nbs/06_plots.ipynb #4a0c9260
+# %% ../nbs/06_plots.ipynb #fd4eb4a5
 def _ecdf(ax, values, colour: str, label: str):
     x = np.sort(np.asarray(values, dtype=float)); x = x[~np.isnan(x)]
     if not x.size: return None
@@ -323,7 +323,7 @@ def drift_distributions(samples: dict, tests, labels: tuple[str, str] = ("a", "b
         shown = [h for h in (_ecdf(ax, a, _ACCENT, f"{labels[0]} (n={len(a)})"), _ecdf(ax, b, _ACCENT_2, f"{labels[1]} (n={len(b)})")) if h]
         ax.set_title(short_label(name, 40, lines=1), loc="left", fontsize=10, color=_INK)
         ax.set_ylim(0, 1.02); ax.set_ylabel("share ≤ x" if k % cols == 0 else "", color=_INK)
-        if shown: ax.legend(handles=shown, loc="lower right", fontsize=8, frameon=False)
+        if shown: ax.legend(handles=shown, loc="best", fontsize=8, framealpha=0.9, edgecolor="none")   # where it hides no curve
         _style(ax, "y")
     pax = fig.add_subplot(grid[rows, :])
     _p_panel(pax, tests, alpha)
