@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
 from .runner import Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
-from .scorers import apply_scorers, as_scorers
+from .scorers import apply_scorers, as_scorers, check_columns
 from .stats import summarize
 from . import stats
 from . import tracking
@@ -167,7 +167,8 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     if data is None: raise LlmopsBenchError("evaluate needs data: a Dataset, a DataFrame, a list of dicts or a csv/jsonl/json/parquet path.")
     dataset = Dataset.coerce(data) if cases is None else Dataset.coerce(data).subset(cases)
     scorer_list = as_scorers(scorers)
-    calls = _plan(prompts, models, variants, dataset, repeats)   # bad templates and models fail here, before any call
+    check_columns(scorer_list, dataset.columns)
+    calls = _plan(prompts, models, variants, dataset, repeats)   # bad templates, columns and models fail here, before any call
     rule = _sequential_rule(stop, scorer_list, calls, alpha, min_cases, batch, effect, decide_on, seed)
     cancel = stop if isinstance(stop, threading.Event) else None
     store = open_cache(cache, settings)

@@ -23,9 +23,10 @@ from .runner import Call, Runner, Variant, plan
 # %% auto #0
 __all__ = ['REFUSAL_PATTERNS', 'PII_KINDS', 'GROUNDEDNESS_RUBRIC', 'EXPECTED_COLUMNS', 'Score', 'as_score', 'Scorer', 'scorer',
            'as_scorers', 'apply_scorers', 'normalise_text', 'exact_match', 'contains', 'icontains', 'not_contains',
-           'starts_with', 'regex', 'json_valid', 'json_schema', 'length', 'similarity', 'cosine', 'SemanticSimilarity',
-           'semantic_similarity', 'refusal', 'luhn_valid', 'find_pii', 'pii_leak', 'latency_under', 'cost_under',
-           'JudgeError', 'parse_verdict', 'ask', 'LlmJudge', 'llm_judge', 'groundedness', 'from_mlflow']
+           'starts_with', 'regex', 'json_valid', 'json_schema', 'length', 'similarity', 'check_columns', 'cosine',
+           'SemanticSimilarity', 'semantic_similarity', 'refusal', 'luhn_valid', 'find_pii', 'pii_leak',
+           'latency_under', 'cost_under', 'JudgeError', 'parse_verdict', 'ask', 'LlmJudge', 'llm_judge', 'groundedness',
+           'from_mlflow']
 
 # %% ../nbs/04_scorers.ipynb #4a8e6e3c
 @dataclass
@@ -59,8 +60,8 @@ class Scorer:
     uses_models = False       # calls models: gets the evaluation's runner and a `cost.<name>` column
     gives_rationale = False   # always has a `rationale.<name>` column (other scorers get one when some row gives a rationale)
 
-    def __init__(self, fn: Callable | None, name: str | None = None, *, needs_row: bool = False):
-        self.fn, self.needs_row = fn, needs_row
+    def __init__(self, fn: Callable | None, name: str | None = None, *, needs_row: bool = False, columns: Sequence[str] = ()):
+        self.fn, self.needs_row, self.columns = fn, needs_row, tuple(columns)   # columns: the case columns it reads, checked up front
         self.name = name or getattr(fn, "__name__", None)
         if not self.name or self.name == "<lambda>": raise LlmopsBenchError("A scorer needs a name: scorer(fn, name='...').")
         if "." in self.name: raise LlmopsBenchError(f"Scorer name {self.name!r} has a dot; dots separate a dict scorer's keys (score.name.key).")
@@ -177,13 +178,21 @@ def normalise_text(text: str, *, case: bool = True, whitespace: bool = True, pun
 # %% ../nbs/04_scorers.ipynb #58ee22a2
 def _reference(column: str | None, value, scorer_name: str, default: str = "answer") -> Callable[[Mapping[str, Any]], Any]:
     if column is not None and value is not None: raise LlmopsBenchError(f"{scorer_name}: give value= (a literal) or column= (a case column), not both.")
-    if value is not None: return lambda case: value
+    if value is not None:
+        literal = lambda case: value
+        literal.column = None
+        return literal
     column = column or default
     def read(case):
         if column not in case:
             raise LlmopsBenchError(f"Scorer {scorer_name!r} reads the column {column!r}, but the case has only: {', '.join(map(str, case))}.")
         return case[column]
+    read.column = column
     return read
+
+def _read(*references) -> tuple[str, ...]:
+    "The case columns `_reference` readers read (none for literals)."
+    return tuple(r.column for r in references if r.column is not None)
 
 def _texts(reference, scorer_name: str) -> list[str]:
     texts = [str(t) for t in (reference if isinstance(reference, (list, tuple)) else [reference])]
@@ -196,7 +205,7 @@ def exact_match(*, column: str | None = None, value: str | None = None, normalis
     if options and normalise is not True: raise LlmopsBenchError("exact_match: normalisation options need normalise=True.")
     norm = (lambda t: normalise_text(t, **options)) if normalise is True else normalise if callable(normalise) else (lambda t: t)
     ref = _reference(column, value, name)
-    return Scorer(lambda output, case: norm(output) == norm(str(ref(case))), name)
+    return Scorer(lambda output, case: norm(output) == norm(str(ref(case))), name, columns=_read(ref))
 
 def _contains(value, column, case_sensitive: bool, name: str, absent: bool) -> Scorer:
     ref = _reference(column, value, name)
@@ -206,7 +215,7 @@ def _contains(value, column, case_sensitive: bool, name: str, absent: bool) -> S
         found = [w for w in wanted if w in fold(output)]
         if absent: return (not found, f"found {', '.join(map(repr, found))}" if found else None)
         return len(found) == len(wanted)
-    return Scorer(check, name)
+    return Scorer(check, name, columns=_read(ref))
 
 def contains(*, value: str | list[str] | None = None, column: str | None = None, case_sensitive: bool = True, name: str = "contains") -> Scorer:
     "Pass when the output contains the reference (every one of a list): a literal `value` or the case's `column` (default `answer`)."
@@ -225,7 +234,7 @@ def starts_with(*, value: str | None = None, column: str | None = None, case_sen
     "Pass when the output (leading whitespace ignored) starts with the reference."
     ref = _reference(column, value, name)
     fold = (lambda t: t.strip()) if case_sensitive else normalise_text
-    return Scorer(lambda output, case: fold(output).startswith(fold(_texts(ref(case), name)[0])), name)
+    return Scorer(lambda output, case: fold(output).startswith(fold(_texts(ref(case), name)[0])), name, columns=_read(ref))
 
 # %% ../nbs/04_scorers.ipynb #c79e16cb
 def regex(pattern: str, *, ignore_case: bool = False, full_match: bool = False, flags: int = 0, name: str = "regex") -> Scorer:
@@ -300,7 +309,16 @@ def similarity(*, column: str | None = None, value: str | None = None, method: s
         a, b = norm(output), norm(str(ref(case)))
         if method == "ratio": return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
         return 1.0 - _levenshtein(a, b) / max(len(a), len(b), 1)
-    return Scorer(check, name)
+    return Scorer(check, name, columns=_read(ref))
+
+# %% ../nbs/04_scorers.ipynb #343d7bce
+def check_columns(scorers: Sequence[Scorer], columns: Sequence[str]) -> None:
+    "Raise unless every case column the `scorers` read is among the dataset's `columns` (before any call is sent)."
+    for s in scorers:
+        if missing := [c for c in getattr(s, "columns", ()) if c not in columns]:
+            raise LlmopsBenchError(f"Scorer {s.name!r} reads the column {missing[0]!r}, which the dataset does not have; its columns are: "
+                                   f"{', '.join(columns) or 'none'}. Point the scorer at one (e.g. {s.name}(column={(list(columns) or ['x'])[-1]!r})), "
+                                   f"give a literal (value=...), or add the column.")
 
 # %% ../nbs/04_scorers.ipynb #342a74ad
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -314,8 +332,8 @@ class SemanticSimilarity(Scorer):
 
     def __init__(self, *, column: str | None = None, value: str | None = None, model: str | Model = "bench/embed",
                  threshold: float | None = None, name: str = "semantic_similarity", **settings):
-        super().__init__(None, name)
         self.reference, self.threshold = _reference(column, value, name), threshold
+        super().__init__(None, name, columns=_read(self.reference))
         self.model = _model(model, settings, name)
 
     def __call__(self, output: str, case: Mapping[str, Any], row: Mapping[str, Any] | None = None) -> Score:
@@ -515,7 +533,8 @@ class LlmJudge(Scorer):
         if not isinstance(rubric, str) or not rubric.strip(): raise LlmopsBenchError(f"{name}: the rubric must be non-empty text.")
         if not (len(scale) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in scale) and scale[0] < scale[1]):
             raise LlmopsBenchError(f"{name}: scale is (lowest, highest) integers such as (1, 5) or (0, 1), got {scale!r}.")
-        self.rubric, self.scale, self.columns, self.context_column = rubric.strip(), tuple(scale), columns, context_column
+        self.rubric, self.scale, self.input_columns, self.context_column = rubric.strip(), tuple(scale), columns, context_column
+        self.columns = (*(columns or ()), *([context_column] if context_column else []))
         self.model = _model(model, settings, name)
         providers.check_model(self.model)   # an unknown judge model is bad input: say so before anything is sent
         system = _JUDGE_SYSTEM.replace("LO", str(scale[0])).replace("HI", str(scale[1]))
@@ -523,7 +542,7 @@ class LlmJudge(Scorer):
                                                {"role": "user", "content": _JUDGE_USER_CONTEXT if context_column else _JUDGE_USER}])
 
     def _item(self, output: str, case: Mapping[str, Any]) -> dict:
-        keys = list(self.columns) if self.columns is not None else [k for k in case if k != self.context_column]
+        keys = list(self.input_columns) if self.input_columns is not None else [k for k in case if k != self.context_column]
         if missing := [k for k in keys + ([self.context_column] if self.context_column else []) if k not in case]:
             raise LlmopsBenchError(f"Judge {self.name!r} reads the column {missing[0]!r}, but the case has only: {', '.join(map(str, case))}.")
         item = {"rubric": self.rubric, "input": "\n".join(f"{k}: {_plain_text(case[k])}" for k in keys), "output": output}
