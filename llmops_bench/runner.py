@@ -338,6 +338,7 @@ class _Limits:
     "One run's bounds: calls in flight overall and per model, and each model's pace."
     def __init__(self, concurrency: int, model_concurrency: int | None, rpm: float | None, models: Iterable[Model]):
         self.gate = asyncio.Semaphore(concurrency)
+        self.places = {m: min(concurrency, m.concurrency or model_concurrency or concurrency) for m in models}
         self.per_model = {m: asyncio.Semaphore(m.concurrency or model_concurrency or concurrency) for m in models}
         self.pacers = {m: _Pacer(m.rpm or rpm) for m in self.per_model}
 
@@ -362,6 +363,8 @@ async def _until_stopped(coroutines: Iterable[Awaitable], stop: threading.Event 
         if not t.cancelled() and t.exception() is not None: raise t.exception()
 
 # %% ../nbs/03_runner.ipynb #57edb9c2
+_WORKERS_PER_PLACE = 4   # a model's calls in progress per place in flight: room for those waiting out a backoff, and no more
+
 class _Outcome(NamedTuple):
     answer: dict | None
     error: providers.ProviderError | None
@@ -429,8 +432,13 @@ class Runner:
                                error_type=None if out.error is None else out.error.error_type))
             bar.update(1)
 
+        queues: dict[Model, deque] = {}
+        for i in pending: queues.setdefault(calls[i].variant.model, deque()).append(i)
+        async def worker(queue: deque) -> None:
+            while queue: await one(queue.popleft())
+        workers = [worker(q) for m, q in queues.items() for _ in range(min(len(q), _WORKERS_PER_PLACE * limits.places[m]))]
         try:
-            async with providers.pooled(): await _until_stopped((one(i) for i in pending), stop)
+            async with providers.pooled(): await _until_stopped(workers, stop)
         finally: bar.close()
         return rows
 
@@ -529,9 +537,14 @@ def run_sync(make_coroutine: Callable[[], Awaitable]):
         thread.join()
         loop.close()
 
+class _NoBar:
+    def update(self, n: int = 1) -> None: pass
+    def close(self) -> None: pass
+
 def _progress_bar(total: int, done: int, enabled: bool):
+    if not enabled: return _NoBar()   # tqdm.auto takes ~0.1 s to import: not for a run that shows no bar
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, disable=not enabled, unit="call", desc="llmops-bench", leave=False)
+    return tqdm(total=total, initial=done, unit="call", desc="llmops-bench", leave=False)
 
 # %% ../nbs/03_runner.ipynb #d2c3e4f1
 class ResultsWriter:

@@ -227,6 +227,18 @@ def test_rows_stream_to_parquet_without_being_kept(fake_server, tmp_path):
     pd.testing.assert_frame_equal(plain(streamed), plain(kept))
 
 
+def test_a_run_holds_a_bounded_number_of_calls_in_progress(fake_server, tmp_path):
+    "Not a task per call: a few workers per place in flight take each model's calls in turn, whatever the size of the run."
+    import asyncio
+    calls = plan(PROMPT, [model(fake_server, "a"), model(fake_server, "b")], cases(1000))
+    alive = []
+    async def go():
+        return await Runner(concurrency=10, progress=False).arun(calls, on_row=lambda row: alive.append(len(asyncio.all_tasks())))
+    rows = asyncio.run(go())
+    assert len(rows) == 2000 and all(r["error"] is None for r in rows)
+    assert max(alive) <= 2 * 4 * 10 + 20   # two models' workers (4 per place), the requests in flight, the cache writer
+
+
 LAZY_RUN = textwrap.dedent("""
     import json, sys
     import llmops_bench as lb
