@@ -15,7 +15,7 @@ from pathlib import Path
 import random
 import threading
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
 from .runner import Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
@@ -23,11 +23,11 @@ from .scorers import apply_scorers, as_scorers, check_columns
 from .stats import summarize
 from . import stats
 from . import tracking
-from .providers import BENCH_MODELS
+from .providers import BENCH_MODELS, check_model
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variant_spec',
-           'variants_from_spec', 'evaluate', 'log_results', 'log', 'load', 'runs', 'UnloggedWarning']
+           'variants_from_spec', 'evaluate', 'check_arguments', 'log_results', 'log', 'load', 'runs', 'UnloggedWarning']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
@@ -261,6 +261,23 @@ def _unspent(table, calls: Sequence[Call]) -> float | None:
         if n > len(costs) and (costs.isna().any() or not len(costs)): return None
         total += (n - len(costs)) * (float(costs.mean()) if len(costs) else 0.0)
     return total
+
+# %% ../nbs/08_evaluation.ipynb #d8768f26
+_COUNTS = {"repeats": 1, "concurrency": 1, "model_concurrency": 1, "batch": 1, "min_cases": 1, "retries": 0, "limit": 0}
+
+def check_arguments(arguments: Mapping[str, Any]) -> None:
+    "Raise for a value `evaluate` would refuse, by name: counts, `model`/`models` ids, `scorers` (code text), `variants`, `stop`."
+    for name, value in arguments.items():
+        if name in _COUNTS and (isinstance(value, bool) or not isinstance(value, int) or value < _COUNTS[name]):
+            raise LlmopsBenchError(f"{name} must be a whole number ≥ {_COUNTS[name]}, got {value!r}.")
+        if name in ("model", "models"):
+            ids = [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else list(value or [])
+            if not ids: raise LlmopsBenchError(f"{name} names no model; give litellm ids such as bench/extractive or gpt-4o-mini.")
+            for m in ids: check_model(m if isinstance(m, Model) else Model(str(m)))
+        if name == "scorers": as_scorers(value)
+        if name == "variants":
+            for v in variants_from_spec(value): check_model(v.model)
+        if name == "stop" and value not in (None, "decided"): raise LlmopsBenchError(f"stop is 'decided' or None, got {value!r}.")
 
 # %% ../nbs/08_evaluation.ipynb #fb89f704
 def log_results(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .core import LlmopsBenchError, Settings, load_settings
-from . import stats, tracking
+from . import evaluation, stats, tracking
 
 # %% auto #0
 __all__ = ['SCRAP_MIME', 'scrap_bundle', 'glue', 'read_scraps', 'notebook_parameters', 'check_parameters', 'JobReport',
@@ -126,6 +126,8 @@ def check_parameters(notebook: str | Path, parameters: Mapping[str, Any] | None)
             raise LlmopsBenchError(f"Unknown parameter {k!r} for {name}{f' (did you mean {near[0]!r}?)' if near else ''}; "
                                    f"its parameters are: {known}.")
         out[k] = _coerce(k, v, declared[k]["type"], name)
+    try: evaluation.check_arguments(out)   # what the notebook's evaluate() would refuse: before any job run exists
+    except LlmopsBenchError as e: raise LlmopsBenchError(f"Parameter of {name}: {e}") from None
     return out
 
 # %% ../nbs/10_jobs.ipynb #509fba77

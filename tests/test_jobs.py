@@ -131,10 +131,13 @@ def test_a_failing_cell_is_a_failed_run_with_the_notebook_and_exit_3(root, tmp_p
     (["-p", "modles", "bench/lead"], "Unknown parameter 'modles' for qa.ipynb (did you mean 'models'?)"),
     (["-p", "limit", "four"], "Parameter 'limit' of qa.ipynb must be int, got 'four'"),
     (["-p", "min_pass_rate", "high"], "Parameter 'min_pass_rate' of qa.ipynb must be float, got 'high'"),
+    (["-p", "repeats", "0"], "Parameter of qa.ipynb: repeats must be a whole number ≥ 1, got 0"),               # what evaluate would refuse
+    (["-p", "models", "bench/lead,bench/oracle"], "Unknown offline model 'bench/oracle'"),
 ])
 def test_a_bad_parameter_is_exit_2_naming_it(root, argv, message):
     done = cli(root, "job", "run", str(QA), *argv)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (root/"mlflow").exists() or "job" not in cli(root, "runs", "list", "--experiment", "llmops-bench-jobs").stdout   # no job run was made
     with pytest.raises(LlmopsBenchError, match="must be int"):
         jobs.run(QA, {"limit": "four"}, settings=load_settings(root))
 
