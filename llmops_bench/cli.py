@@ -17,7 +17,8 @@ from .core import LlmopsBenchError, Prompt
 
 # %% auto #0
 __all__ = ['DEMO_PROMPTS', 'DEMO_MODELS', 'DEMO_EXPERIMENT', 'demo_dataset_path', 'run_demo', 'runs_list', 'runs_show',
-           'runs_compare', 'runs_push', 'ui', 'eval_spec', 'job_run', 'job_sweep', 'job_rerun', 'build_parser', 'main']
+           'runs_compare', 'runs_push', 'ui', 'eval_spec', 'job_run', 'job_sweep', 'job_rerun', 'runs_regressions',
+           'runs_audit', 'promote_command', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #772806b1
 DEMO_PROMPTS = (
@@ -232,6 +233,39 @@ def job_rerun(args, out) -> int:
         if len(done.differences): _print_table(done.differences, False, out)
     return done.job.exit_code
 
+# %% ../nbs/12_cli.ipynb #53de8bbf
+def runs_regressions(run_id: str, baseline: str | None, name: str, alpha: float, as_json: bool, out) -> int:
+    "`runs regressions`: the run against its baseline, case by case; 1 when a metric is significantly worse."
+    from llmops_bench.monitor import regressions
+    r = regressions(run_id, baseline, name=name, alpha=alpha)
+    if as_json:
+        rec = lambda df: json.loads(df.to_json(orient="records", default_handler=str))
+        print(json.dumps({"run_id": r.run_id, "baseline_run_id": r.baseline_run_id, "regressed": r.regressed, "verdict": r.verdict,
+                          "comparisons": rec(r.comparisons), "flips": rec(r.flips), "unmatched": r.unmatched}), file=out)
+        return r.exit_code
+    print(r.verdict, file=out)
+    if len(r.comparisons): _print_table(r.comparisons[["variant", "metric", "n", "baseline", "run", "diff", "lo", "hi", "p_holm", "worse"]], False, out)
+    if len(r.flips):
+        print("\nflipped pass → fail:", file=out)
+        _print_table(r.flips[[c for c in ("variant", "metric", "case_id", "baseline_output", "output") if c in r.flips]], False, out)
+    for u in r.unmatched: print(f"not compared: {u}", file=out)
+    return r.exit_code
+
+def runs_audit(experiment: str | None, since: str | None, limit: int, as_json: bool, out) -> None:
+    "`runs audit`: who ran what, when, from which commit, with which prompt versions, models and policy."
+    from llmops_bench.monitor import audit
+    _print_table(audit(experiment, since).head(limit), as_json, out)
+
+def promote_command(args, out) -> int:
+    "`promote`: evaluate the candidate beside the alias's version; move the alias only on evidence; 1 when refused."
+    from llmops_bench.monitor import promote
+    candidate = args.candidate if args.candidate.startswith("prompts:/") else Prompt.from_file(args.candidate, name=args.name)
+    d = promote(candidate, args.alias, models=args.model, data=args.data, scorers=args.scorer, gates=args.gate or None,
+                margin=args.margin, experiment=args.experiment)
+    print(json.dumps({"promoted": d.promoted, "reason": d.reason, "name": d.name, "candidate": d.candidate, "current": d.current,
+                      "run_id": d.run_id}) if args.json else repr(d), file=out)
+    return d.exit_code
+
 # %% ../nbs/12_cli.ipynb #b61d1696
 _EXIT_CODES = ("exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 runtime failure (a notebook cell failed; the tracking store is down: "
                "`eval` and `demo` then keep the results in a folder and say so; `llmops-bench runs push FOLDER` logs them later)")
@@ -302,8 +336,39 @@ def _runs_and_ui_parsers(sub) -> None:
     push.add_argument("folder", metavar="FOLDER")
     push.add_argument("--experiment", help="log to this experiment instead of the one recorded in FOLDER's spec.json")
     for p in (listing, show, compare): p.add_argument("--json", action="store_true", help="print JSON records")
+    regress = runs_sub.add_parser("regressions", help="a run against its baseline, case by case; exit 1 on a significant regression",
+                                  epilog=_EXIT_CODES, description="Compare RUN_ID with the baseline (the run marked with lb.monitor.set_baseline, "
+                                  "or --baseline) case by case, Holm-corrected; list the cases that flipped pass → fail with both outputs.")
+    regress.add_argument("run_id", metavar="RUN_ID")
+    regress.add_argument("--baseline", metavar="RUN_ID", help="compare with this run instead of the marked baseline")
+    regress.add_argument("--name", default="production", help="the baseline's name (default production)")
+    regress.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    audit = runs_sub.add_parser("audit", help="who ran what, when, from which commit, with which prompts, models and policy")
+    audit.add_argument("--experiment", help="experiment name (default: settings.ini's experiment)")
+    audit.add_argument("--since", help="only runs since then (a date, or a pandas offset such as 7D)")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    for p in (regress, audit): p.add_argument("--json", action="store_true", help="print JSON")
     ui = sub.add_parser("ui", help="start the MLflow UI on the tracking store (127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+
+def _promote_parsers(sub) -> None:
+    promote = sub.add_parser("promote", help="move a registry alias to a candidate prompt only when it is proven no worse", epilog=_EXIT_CODES,
+                             description="Register CANDIDATE (a prompt file, or prompts:/name/version), evaluate it beside the version ALIAS "
+                                         "points to on the same cases, and move the alias only when the gates pass and the paired test shows "
+                                         "it no worse than the current version by more than --margin. Exit 1 when refused.")
+    promote.add_argument("candidate", metavar="CANDIDATE", help="a prompt file (.md/.txt/.yaml/.json) or a prompts:/ URI")
+    promote.add_argument("--name", help="the registry name of a prompt file (default: the file's)")
+    promote.add_argument("--alias", default="production", help="the alias to move (default production)")
+    promote.add_argument("--model", action="append", required=True, help="a model id to evaluate with (repeatable)")
+    promote.add_argument("--data", required=True, help="a dataset file (csv, jsonl, json, parquet)")
+    promote.add_argument("--scorer", action="append", required=True, metavar="CODE", help="a scorer as code text, e.g. contains(column='answer')")
+    promote.add_argument("--gate", action="append", metavar="EXPR", help="a gate the candidate must pass (repeatable)")
+    promote.add_argument("--margin", type=float, default=0.0, help="how much worse than the current version is tolerated (default 0)")
+    promote.add_argument("--experiment", help="MLflow experiment of the evidence run")
+    promote.add_argument("--json", action="store_true", help="print JSON")
+    rollback = sub.add_parser("rollback", help="point an alias back at the version it pointed to before")
+    rollback.add_argument("name", metavar="NAME", help="the prompt's registry name")
+    rollback.add_argument("--alias", default="production", help="the alias (default production)")
 
 # %% ../nbs/12_cli.ipynb #bd941016
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops-bench", description="Compare prompts and models, log to MLflow, gate quality in CI.",
                                      epilog=_EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_demo_and_eval_parsers, _job_parsers, _runs_and_ui_parsers): add(sub)
+    for add in (_demo_and_eval_parsers, _job_parsers, _runs_and_ui_parsers, _promote_parsers): add(sub)
     return parser
 
 # %% ../nbs/12_cli.ipynb #3952ffb1
@@ -325,12 +390,18 @@ def main(argv: list[str] | None = None) -> int:
             if results.unlogged is not None: _kept(results); return 3
         elif args.command == "ui": return ui(args.port, out)
         elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out)
+        elif args.command == "promote": return promote_command(args, out)
+        elif args.command == "rollback":
+            from llmops_bench.monitor import rollback
+            print(repr(rollback(args.name, args.alias)), file=out)
         elif args.command == "job":
             return {"run": job_run, "sweep": job_sweep, "rerun": job_rerun}[args.job_command](args, out)
         elif args.runs_command == "list": runs_list(args.experiment, args.json, args.limit, out)
         elif args.runs_command == "show": runs_show(args.run_id, args.json, out)
         elif args.runs_command == "compare": runs_compare(*args.run_ids, args.json, out)
         elif args.runs_command == "push": runs_push(args.folder, args.experiment, out)
+        elif args.runs_command == "regressions": return runs_regressions(args.run_id, args.baseline, args.name, args.alpha, args.json, out)
+        elif args.runs_command == "audit": runs_audit(args.experiment, args.since, args.limit, args.json, out)
         return 0
     except LlmopsBenchError as e:
         print(f"llmops-bench: {e}", file=sys.stderr)
