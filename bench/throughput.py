@@ -1,6 +1,6 @@
 """Throughput of `lb.evaluate()` against the local fake OpenAI server, next to the baselines measured in the same run.
 
-    python bench/throughput.py [--n 1000] [--concurrency 50] [--latency 0.05] [--rounds 5]
+    python bench/throughput.py [--n 1000] [--concurrency 50] [--latency 0.05] [--rounds 5] [--skip-litellm]
 
 Each round measures, against the same server: a plain aiohttp loop, a bare `litellm.acompletion` loop, `evaluate()` on the
 lean transport with a fresh cache, `evaluate()` forced through litellm (`transport = litellm`), the fully cached re-run, and
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-litellm", action="store_true", help="leave out the two litellm runs (slow at large --n)")
     args = parser.parse_args()
     n, c = args.n, args.concurrency
     ideal = n * args.latency / c
@@ -65,8 +66,8 @@ def main() -> None:
     with FakeOpenAIServer(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # warm-up, untimed: imports (pandas, aiohttp, litellm), the price map, first connections
-        baseline(plain_aiohttp_loop, server, c, c); baseline(bare_litellm_loop, server, c, c)
-        timed_evaluate(server, c, c, tmp/"warm-up.sqlite"); timed_evaluate(server, c, c, tmp/"warm-up-2.sqlite", "litellm")
+        baseline(plain_aiohttp_loop, server, c, c); timed_evaluate(server, c, c, tmp/"warm-up.sqlite")
+        if not args.skip_litellm: baseline(bare_litellm_loop, server, c, c); timed_evaluate(server, c, c, tmp/"warm-up-2.sqlite", "litellm")
         for r in range(args.rounds):
             def fresh_then_cached() -> None:
                 runs.setdefault("evaluate lean", []).append(timed_evaluate(server, n, c, tmp/f"lean-{r}.sqlite")[0])
@@ -86,6 +87,7 @@ def main() -> None:
                      ("evaluate litellm", lambda: timed_evaluate(server, n, c, tmp/f"litellm-{r}.sqlite", "litellm")[0]),
                      ("evaluate faulty", faulty),
                      ("evaluate fault-free", lambda: timed_evaluate(server, n, c, tmp/f"fault-free-{r}.sqlite")[0])]
+            if args.skip_litellm: steps = [(name, step) for name, step in steps if "litellm" not in name]
             for name, step in (steps if r % 2 == 0 else steps[::-1]):
                 if (elapsed := step()) is not None: runs.setdefault(name, []).append(elapsed)
             print(f"round {r + 1}: " + " | ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items()), flush=True)
@@ -94,9 +96,11 @@ def main() -> None:
     print(f"\nn={n} concurrency={c} latency={args.latency * 1000:.0f} ms, medians of {args.rounds} rounds")
     print(f"  ideal (n × latency / concurrency)   {ideal:7.2f} s")
     print(f"  plain aiohttp loop                  {plain:7.2f} s  {plain / ideal:5.2f}x ideal")
-    print(f"  bare litellm.acompletion loop       {m['bare litellm']:7.2f} s  {m['bare litellm'] / plain:5.2f}x plain aiohttp")
+    if not args.skip_litellm:
+        print(f"  bare litellm.acompletion loop       {m['bare litellm']:7.2f} s  {m['bare litellm'] / plain:5.2f}x plain aiohttp")
     print(f"  lb.evaluate(), lean transport       {m['evaluate lean']:7.2f} s  {m['evaluate lean'] / plain:5.2f}x plain aiohttp  (aim ≤ 1.3x)")
-    print(f"  lb.evaluate(), transport=litellm    {m['evaluate litellm']:7.2f} s  {m['evaluate litellm'] / plain:5.2f}x plain aiohttp")
+    if not args.skip_litellm:
+        print(f"  lb.evaluate(), transport=litellm    {m['evaluate litellm']:7.2f} s  {m['evaluate litellm'] / plain:5.2f}x plain aiohttp")
     print(f"  lb.evaluate(), all cached           {m['evaluate cached']:7.3f} s  (aim ≤ 0.1 s)")
     print(f"  lb.evaluate(), fault-free           {m['evaluate fault-free']:7.2f} s")
     print(f"  lb.evaluate(), faulty profile       {m['evaluate faulty']:7.2f} s  {m['evaluate faulty'] / m['evaluate fault-free']:5.2f}x fault-free  "
