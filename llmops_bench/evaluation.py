@@ -27,7 +27,8 @@ from .providers import BENCH_MODELS, check_model
 
 # %% auto #0
 __all__ = ['OFFLINE_MODELS', 'SEQUENTIAL_DESIGN', 'Results', 'open_cache', 'evaluation_spec', 'variant_spec',
-           'variants_from_spec', 'evaluate', 'check_arguments', 'log_results', 'log', 'load', 'runs', 'UnloggedWarning']
+           'variants_from_spec', 'evaluate', 'check_arguments', 'embed', 'log_results', 'log', 'load', 'runs',
+           'UnloggedWarning']
 
 # %% ../nbs/08_evaluation.ipynb #fa906e04
 class Results:
@@ -128,6 +129,7 @@ def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, 
                        for v in {v.model: v for v in variants}.values()],
             "dataset": {"source": dataset.source, "digest": dataset.digest, "size": len(dataset), "columns": dataset.columns},
             "scorers": [s.name for s in scorers], "scorer_code": list(scorer_code), "repeats": repeats,
+            "policy": {"allow_models": runner.allow_models, "deny_models": runner.deny_models},
             "engine": {"concurrency": runner.concurrency, "model_concurrency": runner.model_concurrency, "retries": runner.retries,
                        "timeout_s": runner.timeout_s, "rpm": runner.rpm, "stream": runner.stream, "cache": runner.cache is not None},
             "versions": _versions()}
@@ -278,6 +280,16 @@ def check_arguments(arguments: Mapping[str, Any]) -> None:
         if name == "variants":
             for v in variants_from_spec(value): check_model(v.model)
         if name == "stop" and value not in (None, "decided"): raise LlmopsBenchError(f"stop is 'decided' or None, got {value!r}.")
+
+# %% ../nbs/08_evaluation.ipynb #fee7c0ef
+def embed(texts: Sequence[str], model: Model | str = "bench/embed", *, cache: bool | str | Path | None = None,
+          settings: Settings | None = None) -> dict[str, list[float]]:
+    "Vectors of `texts` by text from embedding `model`, through the engine (policy, cache, retries, limits)."
+    settings = settings or load_settings()
+    store = open_cache(cache, settings)
+    try: return Runner.from_settings(settings, cache=store, progress=False).embed(model, list(texts))[0]
+    finally:
+        if store is not None: store.close()
 
 # %% ../nbs/08_evaluation.ipynb #fb89f704
 def log_results(results: Results, experiment: str | None = None, settings: Settings | None = None, trace: bool = False,

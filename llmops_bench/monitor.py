@@ -442,9 +442,11 @@ def _test_verdict(r, a: str, b: str, alpha: float) -> str:
     if r["drifted"]: return f"drift: {r['test']} differs ({a}: {r['a']}; {b}: {r['b']}; {found} < {alpha:g})"
     return f"no drift detected ({found})"
 
-def drift(a, b, *, alpha: float = 0.05, variant: str | None = None, embed: Callable | None = None, permutations: int = 999,
+def drift(a, b, *, alpha: float = 0.05, variant: str | None = None, embed: Callable | str | None = None, permutations: int = 999,
           seed: int = 0, settings: Settings | None = None) -> Drift:
     "Whether samples `a` and `b` (runs, Results, tables, datasets) differ: length, score, error, refusal and embedding tests, Holm-corrected."
+    if isinstance(embed, str):   # an embedding model id: its vectors come through the engine's front door
+        model, embed = embed, lambda texts: evaluation.embed(texts, model, settings=settings)
     sa, sb = _sample(a, variant, settings), _sample(b, variant, settings)
     rows, shown = _drift_tests(sa, sb, embed, permutations, seed)
     tests = pd.DataFrame(rows)

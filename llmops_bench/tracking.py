@@ -220,6 +220,9 @@ def _evaluation_facts(results, spec: dict, variants: int, root: Path) -> tuple[d
               **{f"version.{k}": v for k, v in spec.get("versions", {}).items()}}
     metrics = {"calls": len(results), "error_rate": float(results.error.notna().mean()), "cache_hit_rate": float(results.cached.mean()),
                **({"cost_usd": float(results.cost_usd[sent].sum())} if results.cost_usd[sent].notna().all() else {})}
+    if seq := spec.get("sequential"):   # a run that stopped once decided: the rule as params, what it saved as metrics
+        params.update({f"sequential.{k}": seq.get(k) for k in ("alpha", "batch", "min_cases", "effect", "score", "seed", "stopped_because")})
+        metrics.update({k: float(seq[k]) for k in ("cases_used", "cases_total", "calls_not_sent", "cost_not_spent_usd") if seq.get(k) is not None})
     return params, metrics
 
 # %% ../nbs/07_tracking.ipynb #b8fda9ea
