@@ -149,10 +149,15 @@ def test_per_model_concurrency_bounds_requests_in_flight(fake_server, tmp_path, 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_rpm_spaces_requests_evenly(fake_server, tmp_path, transport):
-    r = run(fake_server, model(fake_server, rpm=600), cases(8), tmp_path, transport, concurrency=8)
+    run(fake_server, model(fake_server, "warm-up"), cases(2), tmp_path, transport, cache=False)   # litellm's first calls are slow
+    fake_server.reset()
+    r = run(fake_server, model(fake_server, rpm=300), cases(8), tmp_path, transport, concurrency=8)
     assert r.error.isna().all()
     arrivals = sorted(fake_server.stats()["arrivals"])
-    assert len(arrivals) == 8 and min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.09   # 600 rpm: one per 0.1 s
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    # 300 rpm: one request per 0.2 s, paced when sent; what happens between the send and the wire (litellm's own work) blurs
+    # the server's view by a few tens of milliseconds, never into a burst
+    assert len(arrivals) == 8 and arrivals[-1] - arrivals[0] >= 0.95 * 7 * 0.2 and min(gaps) >= 0.1, gaps
 
 
 # --- what the engine adds for speed ------------------------------------------------------------------------------------
