@@ -30,13 +30,14 @@ from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_setting
 
 # %% auto #0
 __all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG',
-           'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'mlflow_client', 'experiment_name',
-           'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit',
-           'global_tracking_uri', 'log_traces', 'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind',
-           'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
-           'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline',
-           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
-           'record_promotion', 'read_traces', 'audit_table', 'log_report']
+           'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError', 'check_reachable',
+           'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment',
+           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'who',
+           'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url',
+           'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord',
+           'read_job', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run', 'prompt_alias',
+           'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion', 'read_traces', 'audit_table',
+           'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -55,6 +56,49 @@ def is_embedded(uri: str) -> bool:
     "Whether `uri` is a local sqlite store (artifacts then live on this disk, under mlflow/artifacts/)."
     return uri.startswith("sqlite:")
 
+# %% ../nbs/07_tracking.ipynb #e491879b
+_READY: set[str] = set()   # embedded stores this process has opened: created or migrated once, under the lock
+_READY_LOCK = threading.Lock()
+
+class StoreError(LlmopsBenchError):
+    "The tracking store cannot be used: unreachable, or damaged."
+
+def _open_store_once(uri: str) -> None:
+    "Create or migrate the embedded store at `uri` under an exclusive file lock, once per process."
+    with _READY_LOCK:
+        if uri in _READY: return
+        import fcntl
+        path = Path(uri.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent/f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, also if this process dies
+            _check_not_half_migrated(path)
+            from mlflow import MlflowClient
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)       # the tracking store: created or migrated here
+            client.search_registered_models(max_results=1) # the registry's tables, in the same database
+        _READY.add(uri)
+
+def _check_not_half_migrated(path: Path) -> None:
+    if not path.is_file(): return
+    import sqlite3
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        left = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE '_alembic_tmp_%'")]
+    if left:
+        raise StoreError(f"The MLflow store {path} was left half migrated (leftover tables: {', '.join(left)}), most likely by two "
+                         f"processes creating it at once. Back the file up, drop those tables (sqlite3 {path} 'DROP TABLE {left[0]}'), "
+                         f"then run `mlflow db upgrade sqlite:///{path}`; or move the file away to start a new store.")
+
+# %% ../nbs/07_tracking.ipynb #c3c58d67
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    "Raise `StoreError` within `timeout` seconds when the tracking server at `uri` does not answer (local stores always pass)."
+    if not uri.startswith(("http://", "https://")): return
+    import urllib.error, urllib.request
+    try: urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError: return   # it answered (an auth proxy may refuse /health): the server is there
+    except (OSError, ValueError) as e:
+        raise StoreError(f"The MLflow tracking server at {uri} did not answer within {timeout:g} s ({getattr(e, 'reason', e)}).") from None
+
 # %% ../nbs/07_tracking.ipynb #fd9b9dd8
 def mlflow_client(settings: Settings | None = None):
     "An `MlflowClient` on the workbench's tracking URI (creates the embedded store's folder if needed)."
@@ -64,6 +108,7 @@ def mlflow_client(settings: Settings | None = None):
     if is_embedded(uri) and not settings.tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         (settings.root/"mlflow").mkdir(exist_ok=True)
     from mlflow import MlflowClient
+    if is_embedded(uri): _open_store_once(uri)   # before any client: making one may already open (and migrate) the store
     return MlflowClient(tracking_uri=uri)
 
 # %% ../nbs/07_tracking.ipynb #772be7df
@@ -163,10 +208,14 @@ def _existing_run(client, exp: str, digest: str, parent_run_id: str | None) -> s
             if r.data.tags.get("mlflow.parentRunId") == parent_run_id]   # a re-run job logs its own copy under its own run
     finished = [r.info.run_id for r in runs if r.info.status == "FINISHED"]
     for r in runs:
-        if r.info.status != "FINISHED" and not finished:
-            for child in client.search_runs([exp], f"tags.mlflow.parentRunId = '{r.info.run_id}'"): client.delete_run(child.info.run_id)
-            client.delete_run(r.info.run_id)
+        if r.info.status != "FINISHED":   # cut off half way (killed, the store went down): ended as KILLED and removed, never left RUNNING
+            for child in client.search_runs([exp], f"tags.mlflow.parentRunId = '{r.info.run_id}'"): _discard(client, child.info.run_id)
+            _discard(client, r.info.run_id)
     return finished[0] if finished else None
+
+def _discard(client, run_id: str) -> None:
+    client.set_terminated(run_id, "KILLED")
+    client.delete_run(run_id)
 
 # %% ../nbs/07_tracking.ipynb #b0ca19c2
 @contextlib.contextmanager
@@ -206,7 +255,19 @@ def _write_traces(client, experiment_id, run_id, rows, SpanStatusCode) -> None:
         client.end_trace(span.trace_id, outputs={"output": row.output} if not failed else {"error": row.error},
                          status=SpanStatusCode.ERROR if failed else SpanStatusCode.OK, end_time_ns=start + int(latency * 1e9))
 
-def _int_or_none(v): return None if v is None or v != v or str(v) == "<NA>" else int(v)
+def _int_or_none(v):
+    import pandas as pd
+    return None if v is None or pd.isna(v) else int(v)   # pd.NA (a failed call's tokens) is neither None nor a float NaN
+
+# %% ../nbs/07_tracking.ipynb #949a2af8
+def evaluation_run_name(spec: dict, variants: int) -> str:
+    "The parent run's name: `qa · 3 variants · demo_qa`, with `compare · ` first for a side-by-side session."
+    prompts = list(dict.fromkeys(p.get("name", "") for p in spec.get("prompts", [])))
+    names = ", ".join(prompts[:2]) + (f" +{len(prompts) - 2}" if len(prompts) > 2 else "")
+    source = str(spec.get("dataset", {}).get("source", ""))
+    data = Path(source).stem if source not in ("", "DataFrame") else "inline cases"
+    face = (spec.get("source") or {}).get("face")
+    return " · ".join(x for x in (face.lower() if face else None, names, f"{variants} variant{'s' * (variants != 1)}", data) if x)[:200]
 
 # %% ../nbs/07_tracking.ipynb #d3346216
 def _evaluation_facts(results, spec: dict, variants: int, root: Path) -> tuple[dict, dict]:
@@ -298,6 +359,7 @@ def log_evaluation(results, spec: dict, summary, experiment: str | None = None, 
                    start_time: datetime | None = None) -> str:
     "Log an evaluation as a parent run with one child per variant (once: the same results logged again return the same run)."
     settings = settings or load_settings()
+    check_reachable(tracking_uri(settings))
     client = mlflow_client(settings)
     exp = experiment_id(client, experiment_name(experiment, settings), settings)
     digest = results_digest(results)
@@ -305,7 +367,7 @@ def log_evaluation(results, spec: dict, summary, experiment: str | None = None, 
     ds, start_ms = spec.get("dataset", {}), _ms(start_time)
     params, metrics = _evaluation_facts(results, spec, len(summary), settings.root)
     audit_params, audit_tags = _audit_facts(results, spec, settings, params.get("git.commit"))
-    parent = client.create_run(exp, start_time=start_ms, run_name=f"eval {Path(str(ds.get('source', ''))).name}".strip()[:200],
+    parent = client.create_run(exp, start_time=start_ms, run_name=evaluation_run_name(spec, len(summary)),
                                tags={KIND_TAG: "evaluation", "llmops_bench.results_digest": digest,
                                      "llmops_bench.dataset_digest": str(ds.get("digest", "")), **audit_tags,
                                      **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}).info.run_id
