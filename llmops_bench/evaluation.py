@@ -131,7 +131,8 @@ def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, 
             "scorers": [s.name for s in scorers], "scorer_code": list(scorer_code), "repeats": repeats,
             "policy": {"allow_models": runner.allow_models, "deny_models": runner.deny_models},
             "engine": {"concurrency": runner.concurrency, "model_concurrency": runner.model_concurrency, "retries": runner.retries,
-                       "timeout_s": runner.timeout_s, "rpm": runner.rpm, "stream": runner.stream, "cache": runner.cache is not None},
+                       "timeout_s": runner.timeout_s, "rpm": runner.rpm, "stream": runner.stream, "cache": runner.cache is not None,
+                       "transport": runner.transport, "hedge": runner.hedging is not None},
             "versions": _versions()}
     return spec
 

@@ -131,8 +131,9 @@ def apply_scorers(results, cases: Sequence[Mapping[str, Any]], scorers, runner: 
     "`results` with `score.*`, `rationale.*`, `cost.*` and `score_error` columns; `cases[i]` is row i's case inputs."
     import pandas as pd
     scorers = as_scorers(scorers)
-    index = [i for i, o in enumerate(results["output"]) if isinstance(o, str)]   # failed calls have no output and no score
-    outputs, row_cases = [results["output"].iat[i] for i in index], [cases[i] for i in index]
+    column = results["output"].tolist()   # read once: a cached re-run of thousands of rows should not wait for the scorers
+    index = [i for i, o in enumerate(column) if isinstance(o, str)]   # failed calls have no output and no score
+    outputs, row_cases = [column[i] for i in index], [cases[i] for i in index]
     rows = results.iloc[index].to_dict("records") if any(s.needs_row for s in scorers) else None
     if runner is None and any(s.uses_models for s in scorers): runner = Runner(progress=False)
     n = len(results)
