@@ -1,4 +1,4 @@
-"""HTML views of results for the widgets: escaped outputs, a call's facts, word diffs, tables, and where a run's results went.
+"""HTML views of results for the widgets: one stylesheet, escaped outputs, a call's facts, word diffs, Grid cells, styled tables, verdicts in words, and where a run's results went.
 
 Docs: https://llmops-bench.github.io/llmops-bench/views.html.md"""
 
@@ -13,16 +13,41 @@ import io
 import json
 import math
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .core import Settings
 from .evaluation import Results
 from . import tracking
 
 # %% auto #0
-__all__ = ['ERROR_WORDS', 'escape', 'output_html', 'note', 'as_number', 'score_colour', 'facts', 'word_diff', 'diff_html',
-           'preview', 'case_html', 'case_heading', 'cell_text', 'cell_detail', 'table_html', 'png', 'session_status',
-           'not_sent', 'run_link', 'run_info']
+__all__ = ['STYLE', 'ERROR_WORDS', 'escape', 'output_html', 'note', 'pending', 'stale_note', 'as_number', 'score_colour', 'facts',
+           'word_diff', 'diff_html', 'column_header', 'preview', 'case_html', 'case_heading', 'cell_text',
+           'cell_detail', 'number_format', 'table_html', 'summary_html', 'short_names', 'verdict', 'comparison_html',
+           'ranking_html', 'png', 'session_status', 'not_sent', 'run_link', 'run_info']
+
+# %% ../nbs/08b_views.ipynb #b7c1e002
+STYLE = """<style>
+.lb-widget .widget-html-content, .lb-widget .jupyter-widget-html-content { line-height: 1.45; }
+.lb-widget .lb-head { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-weight: 600; font-size: 13px; }
+.lb-widget .lb-num { display: inline-block; min-width: 1.5em; padding: 0 3px; margin-right: 6px; border-radius: 3px; text-align: center;
+  background: #37474f; color: #fff; font-size: 11px; font-weight: 600; }
+.lb-widget .lb-stale .lb-text, .lb-widget .lb-stale .lb-facts, .lb-widget .lb-stale.lb-run, .lb-widget .lb-stale .lb-diff { opacity: .45; }
+.lb-widget .lb-stale-note { display: block; margin: 2px 0; padding: 1px 6px; border-radius: 3px; background: #fff3e0; color: #8a4b00; font-size: 12px; }
+@keyframes lb-spin { to { transform: rotate(360deg); } }
+.lb-widget .lb-spinner { display: inline-block; width: 10px; height: 10px; margin-right: 5px; vertical-align: -1px; border-radius: 50%;
+  border: 2px solid #cfd8dc; border-top-color: #1976d2; animation: lb-spin .8s linear infinite; }
+.lb-widget .lb-pressed { box-shadow: inset 0 0 0 2px #263238; }
+.lb-widget table.lb-table { border-collapse: collapse; font-size: 12px; font-variant-numeric: tabular-nums; margin: 4px 0 8px; }
+.lb-widget table.lb-table th { background: #eceff1; color: #263238; text-align: left; padding: 4px 8px; border-bottom: 2px solid #cfd8dc; white-space: nowrap; }
+.lb-widget table.lb-table td { padding: 3px 8px; border-bottom: 1px solid #eceff1; vertical-align: top; }
+.lb-widget table.lb-table td.lb-n { text-align: right; white-space: nowrap; }
+.lb-widget table.lb-table tr:nth-child(even) td { background: #fafbfc; }
+.lb-widget .jupyter-button.lb-cell, .lb-widget .widget-button.lb-cell { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 6;
+  white-space: pre-wrap; overflow: hidden; text-align: left; line-height: 1.35; height: auto; min-height: 3em; padding: 4px 6px;
+  font-size: 12px; color: #1f2933; border-radius: 3px; word-break: break-word; }
+.lb-widget .lb-cell.lb-selected { box-shadow: inset 0 0 0 2px #1976d2; }
+.lb-widget .lb-detail { border: 1px solid #90a4ae; border-left: 4px solid #1976d2; border-radius: 3px; padding: 2px 8px; background: #fbfcfd; }
+</style>"""
 
 # %% ../nbs/08b_views.ipynb #5e1b4566
 def escape(text: Any) -> str:
@@ -42,6 +67,14 @@ _NOTE_COLOURS = {"info": "#52606d", "ok": "#1b5e20", "warn": "#b26a00", "error":
 def note(text: Any, kind: str = "info", cls: str = "") -> str:
     "A short escaped note in the colour of `kind` ('info', 'ok', 'warn' or 'error')."
     return f'<span class="lb-note {escape(cls)}" style="font-size:12px;color:{_NOTE_COLOURS[kind]}">{escape(text)}</span>'
+
+def pending(text: Any = "running…") -> str:
+    "A spinner and `text`: a call on its way."
+    return f'<span class="lb-pending" style="font-size:12px;color:#52606d"><span class="lb-spinner"></span>{escape(text)}</span>'
+
+def stale_note(text: Any) -> str:
+    "A mark over results that no longer match the inputs on screen, saying what changed."
+    return f'<span class="lb-stale-note">⚠ stale: {escape(text)}</span>'
 
 # %% ../nbs/08b_views.ipynb #b3cf6470
 def as_number(value) -> float | None:
@@ -68,7 +101,7 @@ def facts(row: Mapping) -> str:
     "HTML of one call's facts: the error in words when it failed, else latency, ttft, tokens, cost, scores and a cache badge."
     if isinstance(row.get("error"), str):
         kind = row.get("error_type") or "other"
-        return (f'<div class="lb-error" style="color:#b71c1c"><b>Failed: {escape(ERROR_WORDS.get(kind, kind))}</b> '
+        return (f'<div class="lb-error" style="color:#b71c1c;font-size:12px"><b>Failed: {escape(ERROR_WORDS.get(kind, kind))}</b> '
                 f'({escape(kind)}) — {escape(row["error"])}</div>')
     parts = []
     if (x := as_number(row.get("latency_s"))) is not None: parts.append(f"latency {x:.2f} s")
@@ -97,10 +130,16 @@ def word_diff(a: str | None, b: str | None) -> str:
     return f'<div class="lb-diff" style="white-space:pre-wrap;font-size:12px">{"".join(out)}</div>'
 
 # %% ../nbs/08b_views.ipynb #d053b52e
-def diff_html(a: Mapping, b: Mapping) -> str:
-    "The word diff from row `a`'s output to row `b`'s, headed by their variants."
-    return (f'<div style="font-size:12px;color:#52606d">{escape(a["variant"])} → {escape(b["variant"])}</div>'
+def diff_html(a: Mapping, b: Mapping, numbers: tuple[int, int] | None = None) -> str:
+    "The word diff from row `a`'s output to row `b`'s, headed by their column `numbers` (1-based) and variants."
+    first, second = (f"column {n} · {r['variant']}" if numbers else r["variant"] for n, r in zip(numbers or (0, 0), (a, b)))
+    return (f'<div style="font-size:12px;color:#52606d">{escape(first)} → {escape(second)}</div>'
             + word_diff(a.get("output"), b.get("output")))
+
+# %% ../nbs/08b_views.ipynb #b7c1e005
+def column_header(number: int, name: str) -> str:
+    "A column's one-line header: its number, then `name` (cut to fit, whole on hover)."
+    return f'<div class="lb-head" title="{escape(name)}"><span class="lb-num">{number}</span><span class="lb-variant">{escape(name)}</span></div>'
 
 # %% ../nbs/08b_views.ipynb #1a7dffea
 def preview(inputs: Mapping, width: int = 60) -> str:
@@ -112,44 +151,153 @@ def case_html(inputs: Mapping) -> str:
     "Every input of a case, one per line, escaped."
     return "".join(f'<div style="font-size:12px"><b>{escape(k)}</b>: {escape(v)}</div>' for k, v in inputs.items())
 
-def case_heading(case_id: str, inputs: Mapping) -> str:
-    "A Grid row's header: the case id over the start of its inputs."
-    return f'<div style="font-size:12px"><b>{escape(case_id)}</b><br>{escape(preview(inputs))}</div>'
+def case_heading(case_id: str, inputs: Mapping, width: int = 160) -> str:
+    "A Grid row's header: the case id over the start of its inputs (a few lines; all of them on hover)."
+    full = " · ".join(str(v) for v in inputs.values())
+    return (f'<div style="font-size:12px;word-break:break-word" title="{escape(full)}"><b>{escape(case_id)}</b><br>'
+            f'{escape(preview(inputs, width))}</div>')
 
 # %% ../nbs/08b_views.ipynb #aa9d2f13
-def cell_text(row: Mapping, score: float | None, max_chars: int = 60) -> str:
-    "A Grid cell's label: the score (when there is one), then the output or the error, on one line of at most `max_chars`."
-    text = str(row["output"]) if isinstance(row.get("output"), str) else f"error: {row.get('error')}"
+def cell_text(row: Mapping, passed: bool | None = None, scores: Mapping[str, float] | None = None, max_chars: int = 600) -> str:
+    "A Grid cell's label: ✓/✗ on the chosen score (or 'error'), the scores, then the output (or the error), cut to `max_chars`."
+    failed = isinstance(row.get("error"), str)
+    mark = "✗ error" if failed else "✓ pass" if passed else "✗ fail" if passed is not None else ""
+    shown = " · ".join(f"{k.removeprefix('score.')} {v:.2f}" for k, v in (scores or {}).items() if v is not None)
+    head = " · ".join(p for p in (mark, shown) if p)
+    text = str(row["output"]) if isinstance(row.get("output"), str) else f"{row.get('error')}" if failed else ""
     text = text if len(text) <= max_chars else text[:max_chars - 1] + "…"
-    return (f"{score:.2f} │ " if score is not None else "") + text.replace("\n", " ")
+    return f"{head}\n{text}" if head else text
 
-def cell_detail(rows: Sequence[Mapping], variant: str, case_id: str) -> str:
+# %% ../nbs/08b_views.ipynb #b7c1e008
+def cell_detail(rows: Sequence[Mapping], variant: str, case_id: str, number: int | None = None) -> str:
     "HTML of one Grid cell: every repeat's output and facts, then the rendered prompt."
     messages = json.loads(rows[0]["messages"]) if isinstance(rows[0].get("messages"), str) else []
     prompt = "".join(f'<div><i>{escape(m.get("role"))}</i>{output_html(m.get("content"))}</div>' for m in messages)
-    outs = "".join(f'<div style="margin:4px 0"><b>repeat {int(r["repeat"])}</b>{output_html(r["output"])}{facts(r)}</div>' for r in rows)
-    return (f'<div style="border-top:1px solid #dde3e8;margin-top:6px"><h4>{escape(variant)} · case {escape(case_id)}</h4>'
-            f'{outs}<details open><summary>rendered prompt</summary>{prompt}</details></div>')
+    outs = "".join(f'<div style="margin:4px 0"><b>repeat {int(r.get("repeat") or 0)}</b>{output_html(r.get("output"))}{facts(r)}</div>'
+                   for r in rows)
+    col = f'column {number} · ' if number else ""
+    return (f'<div class="lb-detail-body"><h4 style="margin:4px 0">{escape(col)}{escape(variant)} · case {escape(case_id)}</h4>'
+            f'{outs}<details open><summary style="font-size:12px">rendered prompt</summary>{prompt}</details></div>')
 
-# %% ../nbs/08b_views.ipynb #fffb2b74
-def table_html(df) -> str:
-    "A table as escaped HTML with 4 significant digits."
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda x: f"{x:.4g}", classes="lb-table")
+# %% ../nbs/08b_views.ipynb #b7c1e009
+def _usd(x: float) -> str: return "$0" if x == 0 else f"${x:,.2f}" if abs(x) >= 1 else f"${x:.2g}"
 
-def png(fig) -> bytes:
+def number_format(column: str) -> Callable[[float], str]:
+    "How numbers of `column` read: a rate or share as %, seconds, dollars, a whole count, else 3 significant digits."
+    c = str(column)
+    if c.endswith(("_rate", "approval", "cached", "hit_rate")): return lambda x: f"{100 * x:.0f}%"
+    if c.endswith("_s"): return lambda x: f"{x:.3f} s" if x < 1 else f"{x:.2f} s"
+    if c.endswith("_usd"): return _usd
+    if c in ("n", "n_cases", "n_scored", "repeats", "tokens", "rank", "calls", "variants"): return lambda x: f"{x:,.0f}"
+    if c.startswith("p_") or c == "p_value": return lambda x: "<0.001" if x < 0.001 else f"{x:.2g}"
+    return lambda x: f"{x:.3g}"
+
+def _missing(value) -> bool:
+    return value is None or str(value) in ("nan", "NaN", "<NA>", "NaT", "None")
+
+def _cell(value, fmt: Callable[[float], str]) -> str:
+    if type(value).__name__ in ("bool", "bool_"): return f"<td>{'yes' if value else 'no'}</td>"
+    if isinstance(value, str): return f"<td>{escape(value)}</td>"
+    if (x := as_number(value)) is not None: return f'<td class="lb-n">{escape(fmt(x))}</td>'
+    if _missing(value): return '<td class="lb-n" style="color:#90a4ae">—</td>'
+    return f"<td>{escape(value)}</td>"
+
+def table_html(df, formats: Mapping[str, Callable[[float], str]] | None = None, headers: Mapping[str, str] | None = None) -> str:
+    "A table as styled, escaped HTML, numbers formatted by column (`number_format`, or `formats`), headers renamed by `headers`."
+    fmts = {c: (formats or {}).get(c) or number_format(c) for c in df.columns}
+    head = "".join(f"<th>{escape((headers or {}).get(c, c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(_cell(v, fmts[c]) for c, v in zip(df.columns, row)) + "</tr>" for row in df.itertuples(index=False))
+    return f'<table class="lb-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+# %% ../nbs/08b_views.ipynb #b7c1e011
+def _with_interval(mean, lo, hi, fmt: Callable[[float], str]) -> str:
+    m, a, b = as_number(mean), as_number(lo), as_number(hi)
+    if m is None: return "—"
+    return fmt(m) if a is None or b is None else f"{fmt(m)} ({fmt(a)}–{fmt(b)})"
+
+def summary_html(summary, scores: Sequence[str]) -> str:
+    "The columns of a `stats.summarize` table a reader compares, each score as 'mean (interval)', as a styled table."
+    import pandas as pd
+    out = pd.DataFrame({"variant": summary.variant})
+    for c in ("n_cases", "error_rate", "pass_rate"):
+        if c in summary: out[c] = summary[c]
+    fmt = lambda x: f"{x:.2f}"
+    for s in scores:
+        out[s.removeprefix("score.")] = [_with_interval(*v, fmt) for v in zip(summary[s], summary.get(f"{s}.lo", [None] * len(summary)),
+                                                                               summary.get(f"{s}.hi", [None] * len(summary)))]
+    for c in ("latency_p50_s", "latency_p95_s", "tokens", "cost_usd", "cached"):
+        if c in summary: out[c] = summary[c]
+    return table_html(out, headers={"n_cases": "cases", "error_rate": "errors", "pass_rate": "pass rate", "latency_p50_s": "latency p50",
+                                    "latency_p95_s": "latency p95", "cost_usd": "cost", "cached": "from cache"})
+
+# %% ../nbs/08b_views.ipynb #a254b76d
+def short_names(names: Sequence[str]) -> dict[str, str]:
+    "Each name without the ' · '-separated parts that every name shares (what tells them apart); whole when nothing would be left."
+    split = [str(n).split(" · ") for n in names]
+    if len(set(names)) < 2 or len({len(s) for s in split}) != 1: return {n: n for n in names}
+    keep = [i for i in range(len(split[0])) if len({s[i] for s in split}) > 1]
+    return {n: " · ".join(s[i] for i in keep) or n for n, s in zip(names, split)}
+
+# %% ../nbs/08b_views.ipynb #b7c1e014
+_TESTS = {"mcnemar-exact": "exact McNemar test", "wilcoxon": "Wilcoxon signed-rank test"}
+
+def verdict(c, names: Mapping[str, str] | None = None) -> str:
+    "A `stats.Comparison` as one plain sentence: the better variant, by how much (positive), the interval and the test; no nan."
+    name, say = c.score.removeprefix("score."), (lambda v: (names or {}).get(v, v))
+    points = c.test == "mcnemar-exact"   # pass/fail on both sides: differences read in percentage points
+    unit = " points" if points else ""
+    num = lambda x: (f"{100 * x:.0f}" if abs(x) >= 0.05 or x == 0 else f"{100 * x:.1f}") if points else f"{x:.3g}"
+    diff, lo, hi, p = (as_number(x) for x in (c.diff, c.lo, c.hi, c.p_value))
+    if diff is None: return f"No difference on {name} could be computed between {say(c.a)} and {say(c.b)} ({c.n} paired cases)."
+    better, worse, sign = (c.b, c.a, 1) if diff > 0 else (c.a, c.b, -1)
+    interval = (f"{c.confidence:.0%} interval {num(min(sign * lo, sign * hi))} to {num(max(sign * lo, sign * hi))}{unit}"
+                if lo is not None and hi is not None else "no interval: too few cases")
+    test = _TESTS.get(c.test, c.test) + (" p<0.001" if p is not None and p < 0.001 else f" p={p:.2g}" if p is not None else ": no p-value")
+    facts_ = f"({interval}; {test}; {c.n} paired cases)"
+    if diff == 0 and lo in (None, 0.0) and hi in (None, 0.0):
+        return f"{say(c.a)} and {say(c.b)} score the same on {name} on every one of the {c.n} paired cases."
+    if diff == 0: return f"No difference on {name} on average between {say(c.a)} and {say(c.b)} {facts_}."
+    if c.significant: return f"{say(better)} is better than {say(worse)} on {name} by {num(abs(diff))}{unit} {facts_}."
+    return f"No significant difference on {name}: {say(better)} scores {num(abs(diff))}{unit} higher than {say(worse)}, which could be chance {facts_}."
+
+# %% ../nbs/08b_views.ipynb #b7c1e017
+def comparison_html(c, names: Mapping[str, str] | None = None) -> str:
+    "A comparison as HTML: the verdict in words (bold), the two variants, and the warning about too few cases when there is one."
+    warn = c.warning if isinstance(c.warning, str) and "nan" not in c.warning else None
+    return (f'<div class="lb-verdict" style="font-size:13px"><b>{escape(verdict(c, names))}</b></div>'
+            f'<div style="font-size:12px;color:#52606d">a = {escape(c.a)} · b = {escape(c.b)}</div>'
+            + (f'<div style="font-size:12px;color:#b26a00">Note: {escape(warn)}</div>' if warn else ""))
+
+# %% ../nbs/08b_views.ipynb #b7c1e020
+def ranking_html(ranked, names: Mapping[str, str] | None = None) -> str:
+    "A `stats.rank` table as styled HTML: rank, variant, cases, mean (interval), behind the best, Holm p, and whether it is worse."
+    import pandas as pd
+    binary = bool(ranked.test.eq("mcnemar-exact").any())
+    fmt = (lambda x: f"{100 * x:.0f}%") if binary else (lambda x: f"{x:.3g}")
+    behind = lambda d: "best" if d == 0 else "—" if as_number(d) is None else f"{100 * -d:.0f} points" if binary else f"{-d:.3g}"
+    out = pd.DataFrame({"rank": ranked["rank"], "variant": [(names or {}).get(v, v) for v in ranked.variant], "n_cases": ranked.n_cases,
+                        "mean": [_with_interval(*v, fmt) for v in zip(ranked["mean"], ranked.lo, ranked.hi)],
+                        "behind": [behind(d) for d in ranked.diff_vs_best], "p_holm": ranked.p_holm,
+                        "worse": ["yes" if w else "no" if as_number(p) is not None else "—" for w, p in zip(ranked.worse_than_best, ranked.p_holm)]})
+    return table_html(out, headers={"n_cases": "cases", "behind": "behind the best", "p_holm": "p (Holm)", "worse": "worse than the best?"})
+
+# %% ../nbs/08b_views.ipynb #b7c1e023
+def png(fig, dpi: int = 96) -> bytes:
     "A matplotlib figure as PNG bytes."
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", dpi=80)
+    fig.savefig(buf, format="png", bbox_inches="tight", dpi=dpi)
     return buf.getvalue()
 
 # %% ../nbs/08b_views.ipynb #3fc4036c
-def session_status(results: Results) -> str:
-    "One line on a session's results: calls finished (of those planned, when stopped), failed, and answered from the cache."
+def session_status(results: Results, not_sent: Sequence[int] = ()) -> str:
+    "One line on a session: calls finished of those sent, failed, cached, stopped before they finished, and columns not sent."
     t, stopped = results.results, results.spec.get("stopped")
-    if not len(t): return escape("stopped: no call finished" if stopped else "no call finished")
     planned = stopped["planned"] if stopped else len(t)
-    return escape(f"{'stopped: ' if stopped else ''}{len(t)} of {planned} calls finished · "
-                  f"{int(t.error.notna().sum())} failed · {int(t.cached.sum())} cached")
+    parts = [f"{len(t)} of {planned} calls finished", f"{int(t.error.notna().sum()) if len(t) else 0} failed",
+             f"{int(t.cached.sum()) if len(t) else 0} cached"]
+    if stopped: parts.append(f"{planned - len(t)} stopped before {'it' if planned - len(t) == 1 else 'they'} finished")
+    if not_sent: parts.append(f"{len(not_sent)} not sent (column{'s' if len(not_sent) > 1 else ''} {', '.join(map(str, not_sent))})")
+    return escape(("stopped: " if stopped else "") + " · ".join(parts))
 
 def not_sent(error: Any, variants: Sequence[str] = ()) -> str:
     "Bad input that stopped a run before anything was sent, naming the `variants` at fault."
@@ -157,14 +305,14 @@ def not_sent(error: Any, variants: Sequence[str] = ()) -> str:
     return f'<div class="lb-not-sent" style="color:#b71c1c;font-size:12px"><b>Not sent.</b> {escape(at_fault)}{escape(error)}</div>'
 
 # %% ../nbs/08b_views.ipynb #af2b4220
-def run_link(run_id: str, settings: Settings | None = None) -> str:
-    "HTML naming run `run_id`: a link into the MLflow UI of a server, or the command that opens the embedded store's (reads MLflow)."
+def run_link(run_id: str, settings: Settings | None = None, ui_url: str = "http://127.0.0.1:5000") -> str:
+    "HTML naming run `run_id` as a link to its page in the MLflow UI: the server's, or `ui_url` where `llmops-bench ui` serves the embedded store (reads MLflow)."
     page, url = tracking.run_url(run_id, settings)
-    if url: return f'MLflow run <a class="lb-run-link" href="{escape(url)}" target="_blank" rel="noopener noreferrer">{escape(run_id)}</a>'
-    uri = tracking.tracking_uri(settings)
-    return (f'MLflow run <code class="lb-run-id">{escape(run_id)}</code> in {escape(uri)}. Open it with '
-            f'<code>mlflow ui --backend-store-uri {escape(uri)} --host 127.0.0.1</code> (or <code>llmops-bench ui</code>), '
-            f'then http://127.0.0.1:5000/{escape(page)}')
+    a = lambda href: f'<a class="lb-run-link" href="{escape(href)}" target="_blank" rel="noopener noreferrer" style="color:#1565c0;text-decoration:underline">'
+    if url: return f'MLflow run {a(url)}<span class="lb-run-id">{escape(run_id)}</span></a>'
+    uri, href = tracking.tracking_uri(settings), f"{ui_url.rstrip('/')}/{page}"
+    return (f'MLflow run {a(href)}<span class="lb-run-id">{escape(run_id)}</span></a> '
+            f'<span style="font-size:12px;color:#52606d">(in {escape(uri)}; the link opens once <code>llmops-bench ui</code> serves it)</span>')
 
 # %% ../nbs/08b_views.ipynb #264734f5
 def run_info(results: Results, settings: Settings | None = None) -> str:

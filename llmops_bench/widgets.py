@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -21,9 +22,9 @@ from . import evaluation, notebooks, plots, scorers as scorers_module, stats, tr
 from .views import escape, note
 
 # %% auto #0
-__all__ = ['prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'Column', 'CaseForm', 'DiffView',
-           'SessionRatings', 'faulty_variants', 'ColumnRow', 'JobBar', 'Compare', 'CaseScores', 'Grid', 'combine_runs',
-           'run_choices', 'Runs']
+__all__ = ['prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'warm_up', 'Column', 'CaseForm',
+           'DiffView', 'SessionRatings', 'check_column', 'faulty_variants', 'why_stale', 'ColumnRow', 'JobBar',
+           'Compare', 'CaseScores', 'Grid', 'combine_runs', 'run_source', 'run_choices', 'Runs']
 
 # %% ../nbs/09_widgets.ipynb #cadec829
 def prompt_text(prompt: Prompt) -> str:
@@ -64,38 +65,65 @@ def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
     return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
                  **(model._secrets if same else {}), **params)
 
+# %% ../nbs/09_widgets.ipynb #e19f82a8
+_WARM: dict[str, threading.Thread] = {}   # "" warms the engine (once per process); a tracking URI, that store too
+
+def warm_up(settings: Settings, log: bool = True, experiment: str | None = None) -> threading.Thread:
+    "Start, once per process and store, a background thread that imports and opens what a first Run needs; the thread."
+    key = tracking.tracking_uri(settings) if log else ""
+    if key in _WARM: return _WARM[key]
+    engine = _WARM.get("")
+    def work():
+        try:
+            if engine is not None: engine.join()
+            else:
+                done = evaluation.evaluate(variants=[(Prompt("warm-up", "{{x}}"), Model("bench/echo"))], data=[{"id": "warm", "x": ""}],
+                                           cache=False, log=False, progress=False, settings=settings)
+                stats.summarize(done.results)
+            if log: tracking.list_runs(experiment, settings)   # imports MLflow and opens (creating if need be) its store
+        except Exception: pass   # the Run meets the same problem and reports it
+    _WARM[key] = thread = threading.Thread(target=work, name="llmops-bench-warm-up", daemon=True)
+    _WARM.setdefault("", thread)
+    thread.start()
+    return thread
+
 # %% ../nbs/09_widgets.ipynb #546e2465
 def _rating_controls() -> tuple[W.Button, W.Button, W.Text]:
     # Font Awesome icons (bundled with JupyterLab) rather than emoji, which a machine without an emoji font shows as boxes
-    up = W.Button(icon="thumbs-up", tooltip="👍 good output (saved on the MLflow run with the comment)", layout=W.Layout(width="3.5em"))
-    down = W.Button(icon="thumbs-down", tooltip="👎 bad output (saved on the MLflow run with the comment)", layout=W.Layout(width="3.5em"))
+    up = W.Button(icon="thumbs-up", tooltip="👍 good output (saved on the MLflow run with the comment; press again to withdraw)",
+                  layout=W.Layout(width="3.5em", flex="0 0 auto"))
+    down = W.Button(icon="thumbs-down", tooltip="👎 bad output (saved on the MLflow run with the comment; press again to withdraw)",
+                    layout=W.Layout(width="3.5em", flex="0 0 auto"))
     up.add_class("lb-up"); down.add_class("lb-down")
-    return up, down, W.Text(placeholder="comment (saved with the rating)", layout=W.Layout(width="auto", flex="1"))
+    return up, down, W.Text(placeholder="comment (saved with the rating)", layout=W.Layout(width="auto", flex="1 1 auto", min_width="0"))
+
+def _labelled(label: str, widget: W.Widget) -> W.HBox:
+    "`widget` after a fixed-width label, the pair as wide as its column and no wider."
+    widget.layout.width, widget.layout.flex, widget.layout.min_width = "auto", "1 1 auto", "0"
+    return W.HBox([W.Label(label, layout=W.Layout(width="4.5em", flex="0 0 auto")), widget], layout=W.Layout(width="100%"))
 
 # %% ../nbs/09_widgets.ipynb #741d2dab
 class Column(W.VBox):
     "One variant of a `Compare`: prompt editor, model and settings, then the output, its facts and a 👍/👎 rating with a comment."
     def __init__(self, prompt: Prompt, model: Model, model_options: Sequence[str] = OFFLINE_MODELS,
-                 on_change: Callable[[], None] | None = None, on_rate: Callable[[Column, str, str], None] | None = None):
+                 on_change: Callable[[], None] | None = None, on_rate: Callable[[Column, str | None, str], None] | None = None,
+                 number: int = 1):
         self.original_prompt, self.original_model, self.on_change, self.on_rate = prompt, model, on_change, on_rate
-        self.row: dict | None = None         # the last finished call's row (with scores once scored)
-        self.name, self.rating = "", None    # the variant's name as the column is now; the rating last given
-        self.header, self.variables, self.output, self.facts, self.rating_status = (W.HTML() for _ in range(5))
-        self.header.layout.min_height = "2.4em"
+        self.number, self.row, self.name, self.rating = number, None, "", None   # the last call's row; the name as now; the rating given
+        self.header, self.variables, self.stale, self.output, self.facts, self.rating_status = (W.HTML() for _ in range(6))
         self.prompt_text = W.Textarea(value=prompt_text(prompt), layout=W.Layout(width="auto", height="7em"))
         self.model = W.Combobox(value=model.id, options=list(dict.fromkeys([*model_options, model.id])), ensure_option=False,
-                                placeholder="any litellm model id", layout=W.Layout(width="auto"))
-        self.settings = W.Text(value=json.dumps(model.params, sort_keys=True) if model.params else "{}",
-                               placeholder='{"temperature": 0}', layout=W.Layout(width="auto"))
+                                placeholder="any litellm model id")
+        self.settings = W.Text(value=json.dumps(model.params, sort_keys=True) if model.params else "{}", placeholder='{"temperature": 0}')
         self.up, self.down, self.comment = _rating_controls()
-        super().__init__([self.header, self.prompt_text, self.variables, W.HBox([W.Label("model"), self.model]),
-                          W.HBox([W.Label("settings"), self.settings]), self.output, self.facts,
-                          W.HBox([self.up, self.down, self.comment]), self.rating_status],
-                         layout=W.Layout(flex="1 1 0", min_width="16em", border="1px solid #dde3e8", padding="4px", margin="2px"))
+        super().__init__([self.header, self.prompt_text, self.variables, _labelled("model", self.model), _labelled("settings", self.settings),
+                          self.stale, self.output, self.facts, W.HBox([self.up, self.down, self.comment], layout=W.Layout(width="100%")),
+                          self.rating_status],
+                         layout=W.Layout(flex="1 0 19em", min_width="19em", border="1px solid #dde3e8", padding="4px", margin="2px"))
         for w, cls in ((self, "lb-column"), (self.prompt_text, "lb-prompt"), (self.model, "lb-model"), (self.output, "lb-output")):
             w.add_class(cls)
         self.up.on_click(lambda _: self.rate("up")); self.down.on_click(lambda _: self.rate("down"))
-        self.comment.observe(lambda _: self.rating and self.rate(self.rating), names="value")
+        self.comment.observe(lambda _: self.rating and self.on_rate and self.on_rate(self, self.rating, self.comment.value), names="value")
         for w in (self.prompt_text, self.model, self.settings): w.observe(self._edited, names="value")
         self.clear(""); self._edited()
 
@@ -106,36 +134,51 @@ class Column(W.VBox):
         try:
             p = self.prompt_obj()
             self.name = Variant(p, self.model_obj()).name
-            self.header.value = f'<b class="lb-variant">{escape(self.name)}</b>'
+            self.header.value = views.column_header(self.number, self.name)
             self.variables.value = note(f"variables: {', '.join(p.variables) or 'none'}")
-        except LlmopsBenchError as e: self.header.value = note(e, "error")
+        except LlmopsBenchError as e:
+            self.name = ""
+            self.header.value = views.column_header(self.number, "(not runnable)") + note(e, "error")
         if self.on_change: self.on_change()
 
-    def clear(self, message: str = "running…") -> None:
-        "Forget the last output, saying why in its place."
+    def clear(self, message: str = "", running: bool = False) -> None:
+        "Forget the last output, its rating and comment, saying why in its place (a spinner while `running`)."
         self.row, self.rating = None, None
-        self.output.value, self.facts.value, self.rating_status.value = views.output_html(""), note(message) if message else "", ""
+        self.comment.value, self.output.value, self.rating_status.value = "", views.output_html(""), ""
+        self.facts.value = views.pending(message or "running…") if running else note(message) if message else ""
+        self._pressed(); self.mark_stale(None)
 
     def show(self, row: Mapping) -> None:
         "Show a finished call's output and facts (escaped)."
         self.row = dict(row)
         self.output.value, self.facts.value = views.output_html(row.get("output")), views.facts(row)
 
+    def mark_stale(self, why: str | None) -> None:
+        "Dim the output and say `why` it no longer matches what is on screen (None: it does)."
+        self.stale.value = views.stale_note(why) if why else ""
+        (self.add_class if why else self.remove_class)("lb-stale")
+
     def rate(self, rating: str) -> None:
-        "Record 👍 ('up') or 👎 ('down') with the comment; whoever holds the column saves it (`on_rate`)."
+        "Record 👍 ('up') or 👎 ('down') with the comment, or withdraw it when that button is already pressed; `on_rate` saves it."
         if self.row is None: self.rating_status.value = note("Run first: there is no output to rate."); return
-        self.rating = rating
-        if self.on_rate: self.on_rate(self, rating, self.comment.value)
+        self.rating = None if rating == self.rating else rating
+        self._pressed()
+        if self.on_rate: self.on_rate(self, self.rating, self.comment.value)
+
+    def _pressed(self) -> None:
+        for b, r, style in ((self.up, "up", "success"), (self.down, "down", "danger")):
+            b.button_style = style if self.rating == r else ""
+            (b.add_class if self.rating == r else b.remove_class)("lb-pressed")
 
 # %% ../nbs/09_widgets.ipynb #b5707047
 class CaseForm(W.VBox):
     "What the columns run on: a text box per `{{variable}}` of their prompts or, with a dataset, a case picker."
-    def __init__(self, data=None, values: Mapping[str, str] | None = None):
+    def __init__(self, data=None, values: Mapping[str, str] | None = None, on_change: Callable[[], None] | None = None):
         self.dataset = Dataset.coerce(data) if data is not None else None
-        self.values, self.names = dict(values or {}), []
+        self.values, self.names, self.on_change = dict(values or {}), [], on_change
         self.case, self.case_view = W.Dropdown(description="case", layout=W.Layout(width="auto")), W.HTML()
-        super().__init__()
-        self.case.observe(lambda _: self._show_case(), names="value")
+        super().__init__(layout=W.Layout(width="100%"))
+        self.case.observe(lambda _: (self._show_case(), self._changed()), names="value")
         if self.dataset is not None:
             self.case.options = [(f"{c.id}: {views.preview(c.inputs)}", c.id) for c in self.dataset]
             self.case.value, self.children = self.dataset.cases[0].id, [self.case, self.case_view]
@@ -152,35 +195,50 @@ class CaseForm(W.VBox):
         for n in names:
             if n not in boxes:
                 boxes[n] = W.Textarea(value=str(self.values.get(n, "")), description=n, layout=W.Layout(width="100%", height="3.2em"))
-                boxes[n].observe(lambda ch, n=n: self.values.__setitem__(n, ch["new"]), names="value")
+                boxes[n].observe(lambda ch, n=n: (self.values.__setitem__(n, ch["new"]), self._changed()), names="value")
         self.children = [boxes[n] for n in names]
+
+    def current(self) -> tuple[str | None, dict]:
+        "What a Run would use now: the picked case's id and inputs, or None and the form's values."
+        if self.dataset is not None:
+            picked = next(c for c in self.dataset if c.id == self.case.value)
+            return picked.id, dict(picked.inputs)
+        return None, {n: self.values.get(n, "") for n in self.names}
 
     def session_data(self) -> tuple[Dataset, list[str]]:
         "The data and the case id a Run uses: the picked case, or one case made of the form's values."
         if self.dataset is not None: return self.dataset, [self.case.value]
-        data = Dataset([{n: self.values.get(n, "") for n in self.names} or {"_": ""}], "Compare form")
+        data = Dataset([self.current()[1] or {"_": ""}], "Compare form")
         return data, [data.cases[0].id]
 
-    def _show_case(self) -> None:
-        case = next(c for c in self.dataset if c.id == self.case.value)
-        self.case_view.value = views.case_html(case.inputs)
+    def _show_case(self) -> None: self.case_view.value = views.case_html(self.current()[1])
+    def _changed(self) -> None:
+        if self.on_change: self.on_change()
 
 # %% ../nbs/09_widgets.ipynb #0d7c02d4
 class DiffView(W.VBox):
-    "The word diff between the outputs of two columns, chosen by number."
+    "The word diff between the outputs of two columns, picked by number and name."
     def __init__(self, columns: Sequence[Column]):
-        self.columns, labels = columns, [(f"{i + 1}", i) for i in range(len(columns))]
-        narrow = dict(layout=W.Layout(width="8em"), style={"description_width": "3em"})
-        self.a = W.Dropdown(options=labels, value=0, description="diff", **narrow)
-        self.b = W.Dropdown(options=labels, value=min(1, len(labels) - 1), description="→", **narrow)
-        self.html = W.HTML()
+        self.columns, pick = columns, dict(layout=W.Layout(width="24em"), style={"description_width": "3em"})
+        self.a, self.b, self.html = W.Dropdown(description="diff", **pick), W.Dropdown(description="→", **pick), W.HTML()
+        self.relabel()
+        self.a.value, self.b.value = 0, min(1, len(columns) - 1)
         for w in (self.a, self.b): w.observe(lambda _: self.show(), names="value")
         super().__init__([W.HBox([self.a, self.b]), self.html])
+        self.add_class("lb-diff-view")
+
+    def relabel(self) -> None:
+        "Name the choices after the columns as they are now, keeping what is picked."
+        labels = [(views.preview({"": f"{c.number} · {c.name or '(not runnable)'}"}, 56), i) for i, c in enumerate(self.columns)]
+        for w in (self.a, self.b):
+            keep = w.value
+            w.options = labels
+            w.value = keep if keep is not None else 0
 
     def show(self) -> None:
         "Redraw the diff (empty until both columns have an output)."
-        a, b = self.columns[self.a.value].row, self.columns[self.b.value].row
-        self.html.value = "" if a is None or b is None else views.diff_html(a, b)
+        a, b = self.columns[self.a.value], self.columns[self.b.value]
+        self.html.value = "" if a.row is None or b.row is None else views.diff_html(a.row, b.row, (a.number, b.number))
 
 # %% ../nbs/09_widgets.ipynb #761c2d34
 class SessionRatings:
@@ -189,25 +247,34 @@ class SessionRatings:
         self.settings, self.given, self.run_id = settings, [], None
         self._waiting: list[tuple[Column, str, str]] = []
 
-    def rate(self, column: Column, rating: str, comment: str, logging: bool = True) -> None:
-        "Record `rating` of `column`'s row, save it when the run is logged, and say in the column where it went."
+    def rate(self, column: Column, rating: str | None, comment: str, logging: bool = True) -> None:
+        "Record `rating` of `column`'s row (None withdraws it), save it when the run is logged, and say in the column where it went."
         key = (column.row["variant"], column.row["case_id"])
         self.given = [r for r in self.given if (r["variant"], r["case_id"]) != key]
-        self.given.append({"variant": key[0], "case_id": key[1], "rating": rating, "comment": comment})
-        word = "rated good" if rating == "up" else "rated bad"
+        self._waiting = [w for w in self._waiting if w[0] is not column]
+        if rating is not None: self.given.append({"variant": key[0], "case_id": key[1], "rating": rating, "comment": comment})
+        word = {"up": "rated good", "down": "rated bad", None: "rating withdrawn"}[rating]
         if not logging: column.rating_status.value = note(f"{word}: kept in this session (logging is off)"); return
         if self.run_id is None:
-            self._waiting.append((column, rating, comment))
-            column.rating_status.value = note(f"{word}: saved once the run is logged"); return
+            if rating is not None: self._waiting.append((column, rating, comment))
+            column.rating_status.value = note(f"{word}: saved once the run is logged" if rating else word); return
         try: tracking.save_rating(self.run_id, column.row, rating, comment, settings=self.settings)
         except Exception as e: column.rating_status.value = note(f"not saved: {type(e).__name__}: {e}", "error"); return
-        column.rating_status.value = note(f"{word}: saved on run {self.run_id[:8]}", "ok", "lb-rated")
+        column.rating_status.value = note(f"{word}: {'saved on' if rating else 'removed from'} run {self.run_id[:8]}", "ok", "lb-rated")
 
     def logged(self, run_id: str | None) -> None:
         "The session's run is now `run_id` (None: a new Run started, or it was not logged); save the ratings that waited for it."
         self.run_id, waiting, self._waiting = run_id, self._waiting, []
         if run_id is not None:
             for column, rating, comment in waiting: self.rate(column, rating, comment)
+
+# %% ../nbs/09_widgets.ipynb #11a7491e
+def check_column(column: Column, inputs: Mapping) -> Variant:
+    "The variant `column` runs on a case with `inputs`, or the `LlmopsBenchError` saying what to fix in it (nothing is sent)."
+    variant = Variant(column.prompt_obj(), column.model_obj())
+    variant.prompt.render(inputs)
+    evaluation.check_arguments({"models": [variant.model]})
+    return variant
 
 # %% ../nbs/09_widgets.ipynb #6f3697d2
 def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mapping) -> list[str]:
@@ -219,16 +286,26 @@ def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mappi
         return False
     return [v.name for v in variants if at_fault(v)]
 
-# %% ../nbs/09_widgets.ipynb #a1c0e002
+# %% ../nbs/09_widgets.ipynb #03d0cf5c
+def why_stale(column: Column, ran: tuple[str | None, dict] | None, now: tuple[str | None, dict] | None) -> str | None:
+    "Why `column`'s output no longer matches the inputs on screen (`ran`: the Run's case id and inputs, `now`: the form's), or None."
+    if column.row is None: return None
+    if column.name != column.row.get("variant"): return "this column was edited after this output"
+    if ran is None or now is None: return None
+    if ran[0] != now[0]: return "another case is picked"
+    changed = [v for v in _variables(column) if ran[1].get(v) != now[1].get(v)]
+    return f"{', '.join(changed)} changed after this output" if changed else None
+
 def _variables(column: Column) -> list[str]:
     try: return column.prompt_obj().variables
     except LlmopsBenchError: return []   # the column's header says what is wrong
 
+# %% ../nbs/09_widgets.ipynb #a1c0e002
 class ColumnRow(W.HBox):
-    "The columns side by side; a Run's rows find their columns by variant name."
+    "The columns side by side, scrolling sideways past what fits; a Run's rows find their columns by variant name."
     def __init__(self, columns: Sequence[Column]):
         self.columns, self._by_name = list(columns), {}
-        super().__init__(self.columns, layout=W.Layout(width="100%", align_items="stretch"))
+        super().__init__(self.columns, layout=W.Layout(width="100%", overflow="auto", flex_flow="row nowrap", align_items="stretch"))
         self.add_class("lb-columns")
 
     def variants(self) -> list[Variant]:
@@ -239,10 +316,23 @@ class ColumnRow(W.HBox):
         "Every `{{variable}}` the columns' prompts use, in order."
         return list(dict.fromkeys(v for c in self.columns for v in _variables(c)))
 
-    def start(self, variants: Sequence[Variant]) -> None:
-        "A Run of `variants` (column by column) begins: clear the columns."
-        self._by_name = dict(zip((v.name for v in variants), self.columns))
-        for c in self.columns: c.clear()
+    def check(self, inputs: Mapping) -> tuple[list[tuple[Column, Variant]], dict[int, str]]:
+        "The columns that can run on `inputs` with their variants, and why each other one cannot, by column number."
+        runnable, refused, seen = [], {}, {}
+        for c in self.columns:
+            try:
+                v = check_column(c, inputs)
+                if v.name in seen: raise LlmopsBenchError(f"the same prompt, model and settings as column {seen[v.name]}.")
+                seen[v.name] = c.number; runnable.append((c, v))
+            except LlmopsBenchError as e: refused[c.number] = str(e)
+        return runnable, refused
+
+    def start(self, runnable: Sequence[tuple[Column, Variant]], refused: Mapping[int, str] | None = None) -> None:
+        "A Run begins: a spinner in every column that runs, and in every other one why it was not sent."
+        self._by_name, refused = {v.name: c for c, v in runnable}, refused or {}
+        for c in self.columns:
+            if c.number in refused: c.clear(); c.facts.value = views.not_sent(refused[c.number])
+            else: c.clear(running=True)
 
     def show(self, row: Mapping) -> None:
         "Show `row` in its variant's column (`evaluate`'s `on_row`: called from the engine's thread as each call finishes)."
@@ -256,7 +346,7 @@ class ColumnRow(W.HBox):
             else: column.clear("stopped before it finished")
 
     def not_sent(self, error: Exception, at_fault: Sequence[str]) -> None:
-        "Say in every column that nothing was sent, and why in the columns at fault."
+        "Say in every column of the Run that nothing was sent, and why in the columns at fault."
         for name, column in self._by_name.items():
             column.clear("not sent")
             if name in at_fault: column.facts.value = views.not_sent(error)
@@ -277,6 +367,10 @@ def _run_controls(log: bool) -> tuple[W.Button, W.Button, W.Checkbox, W.HTML, W.
     status, run_info = W.HTML(), W.HTML()
     status.add_class("lb-status"); run_info.add_class("lb-run")
     return run, stop, log_box, status, run_info
+
+def _style() -> W.HTML:
+    "The widgets' stylesheet (`views.STYLE`), in a child that takes no room."
+    return W.HTML(views.STYLE, layout=W.Layout(display="none"))
 
 class JobBar(W.VBox):
     "Save as job: a name, a button, and what was written (or why not)."
@@ -306,21 +400,26 @@ class Compare(W.VBox):
         self.experiment, self.stream = experiment or self.settings.experiment, stream
         self.engine = {"concurrency": concurrency, "model_concurrency": model_concurrency, "rpm": rpm, "retries": retries, "timeout_s": timeout_s}
         self.job_folder = Path(job_folder) if job_folder else self.settings.root/"nbs"/"evals"
-        self.results, self.run_id, self._ratings, self._thread, self._stop = None, None, SessionRatings(self.settings), None, threading.Event()
-        self.form, options = CaseForm(data, values), [*OFFLINE_MODELS, *(model.id for model in models)]
-        self.side_by_side = ColumnRow([Column(p, m, options, self._edited, self._rate) for p, m in itertools.product(prompts, models)])
+        self.results, self.run_id, self._ratings, self._thread = None, None, SessionRatings(self.settings), None
+        self._stop, self._done, self._lock, self._final = threading.Event(), threading.Event(), threading.Lock(), True
+        self._ran, self._refused, self._arrived = None, [], 0   # the last Run's (case id, inputs), columns not sent, rows come
+        self.form, options = CaseForm(data, values, on_change=self._mark_stale), [*OFFLINE_MODELS, *(model.id for model in models)]
+        self.side_by_side = ColumnRow([Column(p, m, options, self._edited, self._rate, i + 1)
+                                       for i, (p, m) in enumerate(itertools.product(prompts, models))])
         self.columns, self.diff_view = self.side_by_side.columns, DiffView(self.side_by_side.columns)
         self.jobs = JobBar(f"compare-{'-'.join(dict.fromkeys(p.name for p in prompts))}", self.save_job)
         self.run_button, self.stop_button, self.log_box, self.status, self.run_info = _run_controls(log)
+        self.stale_note = W.HTML()
         self.run_button.on_click(lambda _: self.run()); self.stop_button.on_click(lambda _: self.stop())
-        super().__init__([self.form, self.side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status,
-                          self.run_info, self.diff_view, self.jobs])
-        self.add_class("lb-compare")
+        super().__init__([_style(), self.form, self.side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status,
+                          self.stale_note, self.run_info, self.diff_view, self.jobs], layout=W.Layout(width="100%"))
+        self.add_class("lb-widget"); self.add_class("lb-compare")
         # the parts a notebook or a test reaches for
         self.case, self.case_view = self.form.case, self.form.case_view
         self.diff_a, self.diff_b, self.diff = self.diff_view.a, self.diff_view.b, self.diff_view.html
         self.job_name, self.job_button, self.job_status = self.jobs.name, self.jobs.button, self.jobs.status
         self._edited()
+        warm_up(self.settings, log, self.experiment)   # imports and opens, while the researcher reads and types, what Run needs
 
     variables = property(lambda self: self.form.boxes, doc="The shared form's text boxes by variable name (none with a dataset).")
     ratings = property(lambda self: self._ratings.given, doc="Every rating given in this session, saved on a run or not.")
@@ -329,27 +428,28 @@ class Compare(W.VBox):
     def variants(self) -> list[Variant]: return self.side_by_side.variants()
 
     def run(self) -> None:
-        "Start one `evaluate()` of every column on the case, on a worker thread; columns fill in as their calls finish."
+        "Check the columns and start one `evaluate()` of those that can run, on a worker thread; they fill in as their calls finish."
         if self.running: return
-        try:
-            variants, (data, case_ids) = self.variants(), self.form.session_data()
-            inputs = data.subset(case_ids).cases[0].inputs
-        except LlmopsBenchError as e: self.status.value = note(e, "error"); return
-        self.side_by_side.start(variants)
-        self.results = self.run_id = None
-        self.run_info.value = self.diff.value = ""
-        self._ratings.logged(None)
-        self.status.value, self.run_button.disabled, self.stop_button.disabled = f"running {len(variants)} calls…", True, False
-        self._stop = threading.Event()
-        kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self.side_by_side.show, stop=self._stop,
+        self._begin()
+        try: (case_id, inputs), (data, case_ids) = self.form.current(), self.form.session_data()
+        except LlmopsBenchError as e:
+            for c in self.columns: c.clear()
+            self._end(note(e, "error")); return
+        runnable, refused = self.side_by_side.check(inputs)
+        self.side_by_side.start(runnable, refused)
+        self._ran, self._refused = (case_id, inputs), sorted(refused)
+        if not runnable: self._end(views.not_sent(" ".join(f"Column {n}: {why}" for n, why in refused.items()))); return
+        variants, started = [v for _, v in runnable], time.monotonic()
+        kwargs = dict(variants=variants, data=data, cases=case_ids, scorers=self.scorers, on_row=self._on_row, stop=self._stop,
                       log=self.log_box.value, experiment=self.experiment, stream=self.stream, progress=False, settings=self.settings,
                       source={"face": "Compare"}, **self.engine)
-        self._thread = threading.Thread(target=self._session, args=(kwargs, inputs), name="llmops-bench-compare", daemon=True)
+        self._thread = threading.Thread(target=self._session, args=(kwargs, inputs, started), name="llmops-bench-compare", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._tick, args=(len(variants), started), name="llmops-bench-compare-clock", daemon=True).start()
 
     def stop(self) -> None:
         "Cancel the calls still in flight; what finished is kept, scored and logged."
-        if self.running: self.status.value = "stopping…"; self._stop.set()
+        if self.running: self._stop.set(); self._say(views.pending("stopping…"))
 
     def wait(self, timeout: float = 120) -> Compare:
         "Block until the Run ends (a script, a test, or a cell that needs the results; works inside a running Jupyter kernel)."
@@ -357,25 +457,73 @@ class Compare(W.VBox):
         if self.running: raise TimeoutError(f"The run did not finish within {timeout} s.")
         return self
 
-    def _session(self, kwargs: dict, inputs: Mapping) -> None:   # the worker thread: one evaluate(), then what came of it
+    def _begin(self) -> None:   # a new Run: nothing of the last one stays on screen
+        with self._lock: self._final = False
+        self.results = self.run_id = self._ran = None
+        self.run_info.value = self.diff.value = self.stale_note.value = ""
+        self._ratings.logged(None)
+        self._stop, self._done, self._arrived = threading.Event(), threading.Event(), 0
+        self.run_button.disabled, self.stop_button.disabled = True, False
+
+    def _say(self, html: str, final: bool = False) -> None:   # the status line; the final word of a Run is never overwritten
+        with self._lock:
+            if self._final and not final: return
+            self.status.value, self._final = html, final
+
+    def _tick(self, calls: int, started: float) -> None:   # the clock thread: elapsed time while the Run is under way
+        while True:
+            rest = "stopping" if self._stop.is_set() else f"running {calls} call{'s' if calls > 1 else ''}" if self._arrived < calls else \
+                f"{calls} of {calls} calls finished · scoring{' and logging to MLflow' if self.log_box.value else ''}"
+            self._say(views.pending(f"{rest}… {time.monotonic() - started:.1f} s"))
+            if self._done.wait(0.2): return
+
+    def _on_row(self, row: Mapping) -> None:   # evaluate's on_row, on the engine's thread
+        self.side_by_side.show(row)
+        self._arrived += 1
+        self._mark_stale()
+
+    def _session(self, kwargs: dict, inputs: Mapping, started: float) -> None:   # the worker thread: one evaluate(), then what came of it
+        final = ""
         try: results = evaluation.evaluate(**kwargs)
         except LlmopsBenchError as e:
             at_fault = faulty_variants(e, kwargs["variants"], inputs)
             self.side_by_side.not_sent(e, at_fault)
-            self.status.value = views.not_sent(e, at_fault)
-        except Exception as e: self.status.value = note(f"{type(e).__name__}: {e}", "error")
+            final = views.not_sent(e, at_fault)
+        except Exception as e: final = note(f"{type(e).__name__}: {e}", "error")
         else:
             self.side_by_side.finish(results)
-            self.results, self.run_id, self.status.value = results, results.run_id, views.session_status(results)
+            self.results, self.run_id = results, results.run_id
+            final = f"{views.session_status(results, self._refused)} · {time.monotonic() - started:.1f} s"
             self.run_info.value = views.run_info(results, self.settings) if len(results.results) else ""
             self._ratings.logged(results.run_id)
             self.diff_view.show()
-        finally: self.run_button.disabled, self.stop_button.disabled = False, True
+        finally: self._end(final)
+
+    def _end(self, final: str) -> None:
+        self._done.set()
+        self._say(final, final=True)
+        self.run_button.disabled, self.stop_button.disabled = False, True
+        self._mark_stale()
 
     def _edited(self) -> None:
-        if hasattr(self, "side_by_side"): self.form.ask_for(self.side_by_side.variables())
+        if not hasattr(self, "diff_view"): return   # the columns are still being built
+        self.form.ask_for(self.side_by_side.variables())
+        self.diff_view.relabel()
+        self._mark_stale()
 
-    def _rate(self, column: Column, rating: str, comment: str) -> None: self._ratings.rate(column, rating, comment, self.log_box.value)
+    def _mark_stale(self) -> None:
+        if not hasattr(self, "stale_note"): return
+        try: now = self.form.current()
+        except (LlmopsBenchError, StopIteration): now = None
+        reasons = [why_stale(c, self._ran, now) for c in self.columns]
+        for c, why in zip(self.columns, reasons): c.mark_stale(why)
+        stale = [c.number for c, why in zip(self.columns, reasons) if why]
+        self.stale_note.value = views.stale_note(f"the inputs changed after this Run (column{'s' if len(stale) > 1 else ''} "
+                                                 f"{', '.join(map(str, stale))}); press Run for outputs that match them") if stale else ""
+        for w in (self.run_info, self.diff): (w.add_class if stale else w.remove_class)("lb-stale")
+
+    def _rate(self, column: Column, rating: str | None, comment: str) -> None:
+        self._ratings.rate(column, rating, comment, self.log_box.value)
 
     def save_job(self, name: str | None = None, folder: str | Path | None = None) -> Path:
         "Write this session as it is now (columns, the form's values or the picked case, scorers, engine) as a papermill notebook; its path."
@@ -391,78 +539,154 @@ def _score_picker(scores: Sequence[str], score: str | None) -> W.Dropdown:
     if wanted is not None and wanted not in scores:
         raise LlmopsBenchError(f"No score {score!r} in the results; the scores are: {', '.join(s[6:] for s in scores) or 'none'}.")
     return W.Dropdown(options=[(s[6:], s) for s in scores] or [("no score", None)], description="score",
-                      value=wanted or (scores[0] if scores else None))
+                      value=wanted or (scores[0] if scores else None), layout=W.Layout(width="16em"))
 
 # %% ../nbs/09_widgets.ipynb #41a5cc71
 class CaseScores:
-    "An evaluation's rows by (case, variant): a cell's mean score, and the cases where variants disagree or fail."
+    "An evaluation's rows by (case, variant), counted once for the whole table: mean scores, pass/fail, errors, disagreements."
     def __init__(self, table, fail_below: float = 0.5):
-        self.table, self.fail_below = table.reset_index(drop=True), fail_below
+        self.table, self.fail_below, self._means = table.reset_index(drop=True), fail_below, {}
         self.variants, self.case_ids = list(dict.fromkeys(self.table.variant)), list(dict.fromkeys(self.table.case_id))
-        self.groups = {k: g for k, g in self.table.groupby(["case_id", "variant"], sort=False)}
+        self.scores, self._keys = stats.score_columns(self.table), [self.table.case_id, self.table.variant]
+        self.rows = self.table.groupby(self._keys, sort=False).indices   # (case, variant) -> the positions of its repeats
+        self.errors = self._frame(self.table.error.notna().groupby(self._keys).any()) == True   # a cell without a call: no error
+
+    def _frame(self, by_cell):
+        "A series by (case, variant) as a cases × variants frame in the table's order."
+        return by_cell.unstack().reindex(index=self.case_ids, columns=self.variants)
+
+    def means(self, score: str):
+        "The mean of `score` over each cell's repeats, cases × variants."
+        if score not in self._means: self._means[score] = self._frame(self.table[score].astype(float).groupby(self._keys).mean())
+        return self._means[score]
 
     def value(self, case_id: str, variant: str, score: str | None) -> float | None:
         "The mean of `score` over the cell's repeats (None without a score or a row)."
-        g = self.groups.get((case_id, variant))
-        return None if g is None or score is None else views.as_number(g[score].mean())
+        return None if score is None else views.as_number(self.means(score).at[case_id, variant])
+
+    def verdicts(self, score: str):
+        "1 (pass: a mean of at least `fail_below`), 0 (fail, or an error) or NaN (no score), cases × variants."
+        m = self.means(score)
+        return (m >= self.fail_below).astype(float).where(m.notna()).mask(self.errors, 0.0)
 
     def disagreements(self, score: str | None) -> list[str]:
-        "Cases where the variants' scores differ (their outputs, without a score)."
-        def seen(c) -> set:
-            if score is not None: return {round(x, 9) for v in self.variants if (x := self.value(c, v, score)) is not None}
-            return {g.output.iloc[0] for v in self.variants if (g := self.groups.get((c, v))) is not None}
-        return [c for c in self.case_ids if len(seen(c)) > 1]
+        "Cases where some variants pass and some fail on `score` (without a score: where their normalised outputs differ)."
+        if score is not None:
+            v = self.verdicts(score)
+            split = (v == 1).any(axis=1) & (v == 0).any(axis=1)
+        else:
+            said = self.table.output.where(self.table.error.isna(), "\0error").fillna("").astype(str).str.casefold().str.split().str.join(" ")
+            split = self._frame(said.groupby(self._keys).first()).nunique(axis=1) > 1
+        return [c for c, s in zip(self.case_ids, split) if s]
 
     def failures(self, score: str | None) -> list[str]:
         "Cases where some variant failed: an error, or a score below `fail_below`."
-        def failed(c, v) -> bool:
-            g, x = self.groups.get((c, v)), self.value(c, v, score)
-            return (g is not None and bool(g.error.notna().any())) or (x is not None and x < self.fail_below)
-        return [c for c in self.case_ids if any(failed(c, v) for v in self.variants)]
+        failed = self.errors.any(axis=1)
+        if score is not None: failed |= (self.means(score) < self.fail_below).any(axis=1)
+        return [c for c, f in zip(self.case_ids, failed) if f]
+
+    def order(self, case_ids: Sequence[str], by: str, score: str | None) -> list[str]:
+        "`case_ids` sorted `by` 'dataset', 'mean', 'spread' or a column's index, with '+' (lowest first) or '-' (highest first)."
+        if by == "dataset" or score is None or not len(case_ids): return list(case_ids)
+        m = self.means(score).loc[list(case_ids)]
+        key = {"mean": lambda: m.mean(axis=1), "spread": lambda: m.max(axis=1) - m.min(axis=1)}.get(by[:-1], lambda: m.iloc[:, int(by[:-1])])()
+        return list(key.sort_values(ascending=by.endswith("+"), na_position="last", kind="stable").index)
 
 # %% ../nbs/09_widgets.ipynb #41a5cc70
+def _sort_choices(variants: Sequence[str], score: str | None) -> list[tuple[str, str]]:
+    if score is None: return [("dataset order", "dataset")]
+    return [("dataset order", "dataset"), ("mean, lowest first", "mean+"), ("mean, highest first", "mean-"),
+            ("spread across columns", "spread-"), *[(f"column {i + 1}, {w}", f"{i}{s}") for i in range(len(variants))
+                                                  for w, s in (("lowest first", "+"), ("highest first", "-"))]]
+
 class Grid(W.VBox):
-    "Cases × variants: coloured scores, a filter to disagreements or failures, and a cell's full output and prompt on click."
-    def __init__(self, results, score: str | None = None, fail_below: float = 0.5, max_chars: int = 60):
+    "Cases × variants as promptfoo's matrix: pass/fail, scores and output per cell; filters, sorting and pages; details under the row."
+    def __init__(self, results, score: str | None = None, fail_below: float = 0.5, page_size: int = 20):
         self.data = CaseScores(results.results if isinstance(results, Results) else results, fail_below)
-        self.table, self.variants, self.case_ids, self.max_chars = self.data.table, self.data.variants, self.data.case_ids, max_chars
-        self.score = _score_picker(stats.score_columns(self.table), score)
-        self.filter, self.count, self.detail = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all"), W.HTML(), W.HTML()
-        self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(10em, 1fr) repeat({len(self.variants)}, minmax(12em, 2fr))",
-                                              grid_gap="2px", width="100%"))
-        self.cells = {(c, v): W.Button(layout=W.Layout(width="auto", height="auto")) for c in self.case_ids for v in self.variants}
-        for (c, v), b in self.cells.items():
-            b.add_class("lb-cell"); b.on_click(lambda _, k=(c, v): self.select(*k))
-        for w in (self.score, self.filter): w.observe(lambda _: self.render(), names="value")
-        super().__init__([W.HBox([self.score, self.filter]), self.count, self.grid, self.detail])
-        self.add_class("lb-grid"); self.detail.add_class("lb-detail")
+        self.table, self.variants, self.case_ids = self.data.table, self.data.variants, self.data.case_ids
+        self.page_size, self.page, self.selected, self.shown = page_size, 0, None, list(self.case_ids)
+        self.score = _score_picker(self.data.scores, score)
+        self.filter = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all", style={"button_width": "8.5em"})
+        self.sort = W.Dropdown(options=_sort_choices(self.variants, self.score.value), description="sort", layout=W.Layout(width="18em"))
+        self.prev, self.next = (W.Button(icon=i, tooltip=t, layout=W.Layout(width="3em")) for i, t in (("chevron-left", "previous page"),
+                                                                                                        ("chevron-right", "next page")))
+        self.count, self.detail = W.HTML(), W.HTML(layout=W.Layout(grid_column="1 / -1"))
+        self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(11em, 1fr) repeat({len(self.variants)}, minmax(15em, 2fr))",
+                                              grid_gap="3px", width="100%", overflow="auto"))
+        self._heads = [W.HTML("<b>case</b>")] + [W.HTML(views.column_header(i + 1, v)) for i, v in enumerate(self.variants)]
+        self._cells, self._rows, self._keys, self._page = [], [], [], []   # widgets reused from page to page, and what they show
+        self.score.observe(lambda _: (setattr(self.sort, "options", _sort_choices(self.variants, self.score.value)), self.render()), names="value")
+        for w in (self.filter, self.sort): w.observe(lambda _: self.render(), names="value")
+        self.prev.on_click(lambda _: self.turn(-1)); self.next.on_click(lambda _: self.turn(1))
+        super().__init__([_style(), W.HBox([self.score, self.filter, self.sort], layout=W.Layout(flex_flow="row wrap")),
+                          W.HBox([self.prev, self.next, self.count]), self.grid], layout=W.Layout(width="100%"))
+        self.add_class("lb-widget"); self.add_class("lb-grid"); self.detail.add_class("lb-detail"); self.count.add_class("lb-count")
         self.render()
 
     def disagreements(self) -> list[str]: return self.data.disagreements(self.score.value)
     def failures(self) -> list[str]: return self.data.failures(self.score.value)
 
-    def render(self) -> None:
-        "Redraw the grid for the chosen score and filter."
-        shown = {"all": self.case_ids, "disagreements": self.disagreements(), "failures": self.failures()}[self.filter.value]
-        children = [W.HTML("<b>case</b>")] + [W.HTML(f'<b style="font-size:12px">{escape(v)}</b>') for v in self.variants]
-        for c in shown:
-            first = self.table[self.table.case_id == c].iloc[0]
-            children.append(W.HTML(views.case_heading(c, {k[6:]: first[k] for k in self.table.columns if k.startswith("input.")})))
-            children += [self._paint(c, v) for v in self.variants]
-        self.grid.children = children
-        self.count.value = f'<span style="font-size:12px">{len(shown)} of {len(self.case_ids)} cases</span>'
+    def render(self, page: int = 0) -> None:
+        "Redraw page `page` of the cases the filter keeps, in the chosen order."
+        chosen = {"all": self.case_ids, "disagreements": self.disagreements, "failures": self.failures}[self.filter.value]
+        self.shown = self.data.order(chosen if isinstance(chosen, list) else chosen(), self.sort.value, self.score.value)
+        pages = max(1, -(-len(self.shown) // self.page_size))
+        self.page = min(max(page, 0), pages - 1)
+        self._page = self.shown[self.page * self.page_size:(self.page + 1) * self.page_size]
+        if self.selected and self.selected[0] not in self._page: self.selected, self.detail.value = None, ""
+        self._paint()
+        first, last = self.page * self.page_size + 1, self.page * self.page_size + len(self._page)
+        kept = "" if self.filter.value == "all" else f" ({self.filter.value})"
+        self.count.value = (f'<span style="font-size:12px">{len(self.shown)} of {len(self.case_ids)} cases{kept}'
+                            f'{f" · showing {first}–{last} · page {self.page + 1} of {pages}" if self._page else ""}</span>')
+        self.prev.disabled, self.next.disabled = self.page == 0, self.page >= pages - 1
 
-    def _paint(self, case_id: str, variant: str) -> W.Button:
-        b, g = self.cells[(case_id, variant)], self.data.groups.get((case_id, variant))
-        if g is None: b.description, b.disabled, b.style.button_color = "—", True, "#ffffff"; return b
-        x, row = self.data.value(case_id, variant, self.score.value), g.iloc[0]
-        b.description, b.tooltip = views.cell_text(row, x, self.max_chars), f"{variant}\n{case_id}"
-        b.style.button_color = "#ffcdd2" if isinstance(row.error, str) else views.score_colour(x)
-        return b
+    def turn(self, by: int) -> None:
+        "Go `by` pages forward (or back)."
+        self.render(self.page + by)
+
+    def cell(self, case_id: str, variant: str) -> W.Button | None:
+        "The button showing a cell, when its case is on the page."
+        return next((b for b, k in zip(self._cells, self._keys) if k == (case_id, variant)), None)
 
     def select(self, case_id: str, variant: str) -> None:
-        "Show one cell's details: every repeat's output and facts, and the rendered prompt."
-        self.detail.value = views.cell_detail(self.data.groups[(case_id, variant)].to_dict("records"), variant, case_id)
+        "Show a cell's full output, facts and rendered prompt right under its row (on its page); select it again to close it."
+        if self.selected == (case_id, variant): self.selected, self.detail.value = None, ""
+        else:
+            if case_id in self.shown and case_id not in self._page: self.render(self.shown.index(case_id) // self.page_size)
+            self.selected = (case_id, variant)
+            rows = self.table.iloc[self.data.rows[(case_id, variant)]].to_dict("records")
+            self.detail.value = views.cell_detail(rows, variant, case_id, self.variants.index(variant) + 1)
+        for b, k in zip(self._cells, self._keys): (b.add_class if k == self.selected else b.remove_class)("lb-selected")
+        self._place()
+
+    def _paint(self) -> None:   # the page's row headers and cells, reusing the widgets of the page before
+        n, score = len(self.variants), self.score.value
+        self._keys = [(c, v) for c in self._page for v in self.variants]
+        while len(self._cells) < len(self._keys):
+            b, i = W.Button(layout=W.Layout(width="auto", height="auto")), len(self._cells)
+            b.add_class("lb-cell"); b.on_click(lambda _, i=i: self.select(*self._keys[i])); self._cells.append(b)
+        while len(self._rows) < len(self._page): self._rows.append(W.HTML())
+        inputs = [c for c in self.table.columns if c.startswith("input.")]
+        firsts = self.table.drop_duplicates("case_id").set_index("case_id").loc[self._page, inputs] if self._page else None
+        for r, c in enumerate(self._page): self._rows[r].value = views.case_heading(c, {k[6:]: firsts.at[c, k] for k in inputs})
+        verdicts = self.data.verdicts(score) if score else None
+        for b, (c, v) in zip(self._cells, self._keys):
+            at = self.data.rows.get((c, v))
+            if at is None: b.description, b.disabled, b.style.button_color, b.tooltip = "—", True, "#ffffff", "no call"; continue
+            row, passed = self.table.iloc[at[0]].to_dict(), None if verdicts is None else views.as_number(verdicts.at[c, v])
+            b.description = views.cell_text(row, None if passed is None else passed == 1, {s: self.data.value(c, v, s) for s in self.data.scores})
+            b.disabled, b.tooltip = False, f"{v} · case {c}: click for the full output and the rendered prompt"
+            b.style.button_color = "#ffcdd2" if self.data.errors.at[c, v] else views.score_colour(self.data.value(c, v, score))
+            (b.add_class if (c, v) == self.selected else b.remove_class)("lb-selected")
+        self._place()
+
+    def _place(self) -> None:   # lay the page out, the open detail right under its row
+        n, children = len(self.variants), list(self._heads)
+        for r, c in enumerate(self._page):
+            children += [self._rows[r], *self._cells[r * n:(r + 1) * n]]
+            if self.selected and self.selected[0] == c: children.append(self.detail)
+        self.grid.children = children
 
 # %% ../nbs/09_widgets.ipynb #dc11222b
 def combine_runs(loaded: Sequence[Results]):
@@ -477,39 +701,65 @@ def combine_runs(loaded: Sequence[Results]):
     return pd.concat(tables, ignore_index=True)
 
 # %% ../nbs/09_widgets.ipynb #dc11222e
-def run_choices(runs) -> list[tuple[str, str]]:
-    "Picker options (label, run id) for the evaluation runs in a `tracking.list_runs` table, with their number of variants."
+def run_source(spec: Mapping) -> str:
+    "What started a logged evaluation, from its spec: 'Compare session', 'spec <file>', or 'evaluation'."
+    source = spec.get("source") or {}
+    if source.get("face") == "Compare": return "Compare session"
+    if source.get("spec_file"): return f"spec {Path(source['spec_file']).name}"
+    return "evaluation"
+
+def run_choices(runs, sources: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    "Picker options (label, run id) for the evaluation runs in a `tracking.list_runs` table: when, what (`sources`), variants, data."
     if not len(runs): return []
     children = runs[runs.kind == "variant"].groupby("parent_run_id").size()
-    return [(f"{r.start_time:%Y-%m-%d %H:%M:%S} · {children.get(r.run_id, 0)} variants · {r.get('params.dataset.source') or ''} · "
-             f"{r.run_id[:8]}", r.run_id) for _, r in runs[runs.kind == "evaluation"].iterrows()]
+    def label(r) -> str:
+        n, data, size = children.get(r.run_id, 0), r.get("params.dataset.source") or "", views.as_number(r.get("params.dataset.size"))
+        data = "" if data == "Compare form" else f" · {Path(str(data)).name}"
+        cases = "" if size is None else f" · {size:.0f} case{'s' if size != 1 else ''}"
+        return (f"{r.start_time:%Y-%m-%d %H:%M:%S} · {(sources or {}).get(r.run_id, 'evaluation')} · {n} variant{'s' if n != 1 else ''}"
+                f"{data}{cases} · {r.run_id[:8]}")
+    return [(label(r), r.run_id) for _, r in runs[runs.kind == "evaluation"].iterrows()]
 
 # %% ../nbs/09_widgets.ipynb #dc11222d
-_SUMMARY_COLUMNS = ["variant", "model", "n", "n_cases", "error_rate", "pass_rate", "latency_p50_s", "tokens", "cost_usd", "cached"]
-
 class Runs(W.VBox):
-    "Browse an experiment's evaluation runs in MLflow; pick some to see summaries, the paired comparison and plots."
-    def __init__(self, experiment: str | None = None, settings: Settings | None = None):
-        self.settings = settings or load_settings()
+    "Browse an experiment's evaluations and Compare sessions in MLflow; pick some to see summaries, ranking, comparison and plots."
+    def __init__(self, experiment: str | None = None, settings: Settings | None = None, max_sources: int = 50):
+        self.settings, self.max_sources = settings or load_settings(), max_sources
         self.experiment, self.results, self.summary_frame, self._quiet = experiment or self.settings.experiment, None, None, False
+        self._sources, self._choices, self.names = {}, [], {}   # what started each run (read from its spec once); variant → short name
+        self.kind = W.ToggleButtons(options=["all", "evaluations", "Compare sessions"], value="all", style={"button_width": "9em"})
         self.picker = W.SelectMultiple(rows=8, layout=W.Layout(width="100%"))
         self.refresh_button, self.show_button = W.Button(description="Refresh", icon="refresh"), W.Button(description="Show", button_style="primary")
-        self.status, self.summary, self.comparison, self.ranking, self.plots = W.HTML(), W.HTML(), W.HTML(), W.HTML(), W.HBox()
-        self.score, self.a, self.b = W.Dropdown(description="score"), W.Dropdown(description="a"), W.Dropdown(description="b")
+        self.status, self.summary, self.comparison, self.ranking = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.plots = W.Box(layout=W.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+        pick = dict(layout=W.Layout(width="22em"), style={"description_width": "3em"})
+        self.score, self.a, self.b = W.Dropdown(description="score", **pick), W.Dropdown(description="a", **pick), W.Dropdown(description="b", **pick)
         self.refresh_button.on_click(lambda _: self.refresh()); self.show_button.on_click(lambda _: self.show())
+        self.kind.observe(lambda _: self._list(), names="value")
         for w in (self.score, self.a, self.b): w.observe(lambda _: self.compare(), names="value")
-        super().__init__([W.HTML(f"<b>Evaluations in {escape(self.experiment)}</b>"), self.picker,
-                          W.HBox([self.refresh_button, self.show_button]), self.status, self.summary,
-                          W.HBox([self.score, self.a, self.b]), self.comparison, self.ranking, self.plots])
-        self.add_class("lb-runs")
+        heading = lambda text: W.HTML(f'<div style="font-size:13px;font-weight:600;margin-top:6px">{escape(text)}</div>')
+        super().__init__([_style(), W.HTML(f"<b>Runs in {escape(self.experiment)}</b>"), self.kind, self.picker,
+                          W.HBox([self.refresh_button, self.show_button]), self.status, heading("Summary"), self.summary,
+                          heading("Paired comparison"), W.HBox([self.score, self.a, self.b], layout=W.Layout(flex_flow="row wrap")),
+                          self.comparison, heading("Ranking"), self.ranking, heading("Plots"), self.plots], layout=W.Layout(width="100%"))
+        self.add_class("lb-widget"); self.add_class("lb-runs")
         self.refresh()
 
     def refresh(self) -> None:
-        "Read the experiment's evaluation runs from MLflow into the picker."
+        "Read the experiment's evaluation runs from MLflow, and what started the newest of them (from their specs), into the picker."
         try: runs = tracking.list_runs(self.experiment, self.settings)
-        except LlmopsBenchError as e: self.picker.options, self.status.value = [], escape(e); return
-        self.picker.options = run_choices(runs)
-        self.status.value = f"{len(self.picker.options)} evaluation runs"
+        except LlmopsBenchError as e: self.picker.options, self._choices, self.status.value = [], [], escape(e); return
+        for run_id in runs[runs.kind == "evaluation"].run_id[:self.max_sources]:
+            if run_id not in self._sources:
+                try: self._sources[run_id] = run_source(evaluation.load(run_id, self.settings).spec)
+                except LlmopsBenchError: self._sources[run_id] = "evaluation"
+        self._choices = run_choices(runs, self._sources)
+        self._list()
+
+    def _list(self) -> None:
+        wanted = {"evaluations": lambda s: s != "Compare session", "Compare sessions": lambda s: s == "Compare session"}.get(self.kind.value)
+        self.picker.options = [(l, r) for l, r in self._choices if wanted is None or wanted(self._sources.get(r, "evaluation"))]
+        self.status.value = f"{len(self.picker.options)} of {len(self._choices)} runs"
 
     def show(self, run_ids: Sequence[str] | None = None) -> None:
         "Load the picked runs (or `run_ids`) and show their summary, ranking, paired comparison and plots."
@@ -517,14 +767,14 @@ class Runs(W.VBox):
         if not ids: self.status.value = "Pick one or more runs first."; return
         combined = combine_runs([evaluation.load(r, self.settings) for r in ids])
         self.results, self.summary_frame = Results(combined, {"runs": ids}), (summary := stats.summarize(combined))
-        scores = stats.summary_scores(summary)
-        self.summary.value = views.table_html(summary[[c for c in _SUMMARY_COLUMNS[:6] + scores + _SUMMARY_COLUMNS[6:] if c in summary.columns]])
-        variants, self._quiet = list(summary.variant), True
+        scores, variants = stats.summary_scores(summary), list(summary.variant)
+        self.summary.value, self.names = views.summary_html(summary, scores), views.short_names(variants)
+        self._quiet = True
         self.score.options = [(s[6:], s) for s in scores] or [("no score", None)]
-        self.score.value, self.a.options, self.b.options = self.score.options[0][1], variants, variants
-        self.a.value, self.b.value, self._quiet = variants[0], variants[min(1, len(variants) - 1)], False
+        self.a.options = self.b.options = [(self.names[v], v) for v in variants]
+        self.score.value, self.a.value, self.b.value, self._quiet = self.score.options[0][1], variants[0], variants[min(1, len(variants) - 1)], False
         self.compare()
-        self.plots.children = [W.Image(value=views.png(f), format="png", layout=W.Layout(max_width="32%"))
+        self.plots.children = [W.Image(value=views.png(f), format="png", layout=W.Layout(margin="4px"))
                                for f in plots.evaluation_figures(combined, summary).values()]
         self.status.value = f"{len(ids)} runs · {len(variants)} variants · {combined.case_id.nunique()} cases"
 
@@ -535,9 +785,8 @@ class Runs(W.VBox):
             self.comparison.value, self.ranking.value = "No score to compare: evaluate with scorers=[...].", ""
             return None
         try:
-            ranked = stats.rank(self.results.results, self.score.value)
-            self.ranking.value = views.table_html(ranked[["rank", "variant", "n_cases", "mean", "lo", "hi", "diff_vs_best", "p_holm", "worse_than_best"]])
+            self.ranking.value = views.ranking_html(stats.rank(self.results.results, self.score.value), self.names)
             c = stats.compare(self.results.results, self.a.value, self.b.value, self.score.value)
         except LlmopsBenchError as e: self.comparison.value = escape(e); return None
-        self.comparison.value = c._repr_html_()
+        self.comparison.value = views.comparison_html(c, self.names)
         return c

@@ -16,6 +16,7 @@ import pytest
 
 import llmops_bench as lb
 from llmops_bench import evaluation, jobs, scorers, tracking
+from llmops_bench.views import escape
 from llmops_bench.widgets import Compare, Grid, Runs
 
 ATTACK = '<script>window.__xss = 1</script> <img src=x onerror="window.__xss = 2"> Paris is in France. Which city?'
@@ -70,7 +71,8 @@ def test_compare_runs_columns_side_by_side_and_logs_a_run(settings):
     assert "2 of 2 calls finished" in w.status.value and "0 failed" in w.status.value
     # the run in MLflow: a parent evaluation with one child per column, results table as logged
     [run] = evaluations(settings, "t-compare")
-    assert run.info.run_id == w.run_id and w.run_id in w.run_info.value and "mlflow ui --backend-store-uri" in w.run_info.value
+    assert run.info.run_id == w.run_id and w.run_id in w.run_info.value and "llmops-bench ui" in w.run_info.value
+    assert f'href="http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{w.run_id}"' in w.run_info.value   # a link, to click
     client = tracking.mlflow_client(settings)
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{w.run_id}'")
     assert sorted(c.data.tags["llmops_bench.variant"] for c in children) == sorted(c.name for c in w.columns)
@@ -156,24 +158,132 @@ def test_failures_are_said_in_words(settings):
     assert "2 of 2 calls finished · 1 failed" in w.status.value
 
 
-def test_bad_input_names_its_column_and_sends_nothing(settings, fake_server):
+def test_bad_input_names_its_column_and_the_others_still_run(settings, fake_server):
     local = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
     w = Compare(lb.Prompt("raw", "{{question}}"), [local, "bench/nope"], values={"question": "q?"}, log=False, settings=settings)
     w.run_button.click()
     w.wait()
     good, nope = w.columns
-    assert "Not sent." in w.status.value and "Unknown offline model &#x27;bench/nope&#x27;" in w.status.value
-    assert lb.widgets.escape(nope.name) in w.status.value and lb.widgets.escape(good.name) not in w.status.value
-    assert "Unknown offline model" in nope.facts.value and "not sent" in good.facts.value and good.row is None
-    assert fake_server.stats()["requests"] == 0 and w.results is None   # nothing was sent, not even the good column's call
-    # a prompt variable the case lacks: the column whose prompt uses it is named
+    assert "Unknown offline model &#x27;bench/nope&#x27;" in nope.facts.value and "Not sent." in nope.facts.value and nope.row is None
+    assert "echo: q?" in good.output.value and fake_server.stats()["requests"] == 1   # the good column ran
+    assert w.status.value.startswith("1 of 1 calls finished · 0 failed · 0 cached · 1 not sent (column 2)"), w.status.value
+    # a prompt variable the case lacks: the column whose prompt uses it says so, the other column runs
     d = Compare([lb.Prompt("a", "{{question}}"), lb.Prompt("b", "{{question}} in {{tone}}")], ["bench/echo"], log=False, settings=settings,
                 data=[{"id": "c1", "question": "q?"}])
     d.run_button.click()
     d.wait()
-    assert "Not sent." in d.status.value and "{{tone}}" in d.status.value
-    assert lb.widgets.escape(d.columns[1].name) in d.status.value and lb.widgets.escape(d.columns[0].name) not in d.status.value
+    assert "{{tone}}" in d.columns[1].facts.value and "{{tone}}" not in d.columns[0].facts.value
+    assert "q?" in d.columns[0].output.value and "1 not sent (column 2)" in d.status.value
     assert d.run_button.disabled is False and not d.running
+    # nothing runnable: nothing is sent, and the status says why, column by column
+    n = Compare(lb.Prompt("b", "{{question}} in {{tone}}"), ["bench/nope"], log=False, settings=settings, data=[{"id": "c1", "question": "q?"}])
+    n.run()
+    n.wait()
+    assert "Not sent." in n.status.value and "Column 1:" in n.status.value and n.results is None and not n.running
+
+
+def test_counts_say_what_happened_to_every_call(settings):
+    "Finished, failed, cached and not sent are counted apart: a column that was not sent is never one of the calls 'of' the run."
+    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", "bench/lead", "bench/nope"], values={"question": "counted?"},
+                log=False, settings=settings)
+    w.run()
+    w.wait()
+    assert w.status.value.startswith("2 of 2 calls finished · 1 failed · 0 cached · 1 not sent (column 3)"), w.status.value
+    w.run()
+    w.wait()
+    assert w.status.value.startswith("2 of 2 calls finished · 1 failed · 1 cached · 1 not sent (column 3)"), w.status.value   # a failure is not cached
+
+
+def test_outputs_are_marked_stale_when_their_inputs_change(settings):
+    w = Compare([lb.Prompt("a", "{{context}} {{question}}"), lb.Prompt("b", "{{question}}")], ["bench/echo"], experiment="t-stale",
+                values={"context": "Paris is in France.", "question": "Which city?"}, settings=settings)
+    w.run()
+    w.wait()
+    first, second = w.columns
+    assert not any(c.stale.value for c in w.columns) and w.stale_note.value == "" and "lb-stale" not in w.run_info._dom_classes
+    w.variables["context"].value = "Rome is in Italy."            # only the first column's prompt uses {{context}}
+    assert "context changed after this output" in first.stale.value and "lb-stale" in first._dom_classes
+    assert second.stale.value == "" and "column 1" in w.stale_note.value
+    assert "lb-stale" in w.run_info._dom_classes and "lb-stale" in w.diff._dom_classes
+    w.variables["context"].value = "Paris is in France."          # typed back: the outputs answer what is on screen again
+    assert not any(c.stale.value for c in w.columns) and w.stale_note.value == ""
+    second.model.value = "bench/lead"                             # an edited column
+    assert "this column was edited" in second.stale.value and first.stale.value == ""
+    second.settings.value = "{not json"                           # a column that cannot run: its output is stale too
+    assert "this column was edited" in second.stale.value
+    # a Run that refuses a column clears every old output, link and mark; the refused column says why
+    old_run = w.run_id
+    w.run()
+    w.wait()
+    assert second.row is None and "not valid JSON" in second.facts.value and second.output.value == lb.views.output_html("")
+    assert w.run_id != old_run and old_run not in w.run_info.value and not any(c.stale.value for c in w.columns)
+    # with a dataset, picking another case makes every output stale
+    d = Compare(lb.Prompt("qa", "Context: {{context}}\nQuestion: {{question}}"), ["bench/extractive", "bench/lead"], data=DEMO,
+                log=False, settings=settings)
+    d.run()
+    d.wait()
+    d.case.value = d.case.options[2][1]
+    assert all("another case is picked" in c.stale.value for c in d.columns)
+
+
+def test_a_new_run_resets_ratings_and_comments(settings):
+    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo"], values={"question": "x?"}, log=False, settings=settings)
+    w.run()
+    w.wait()
+    col = w.columns[0]
+    col.down.click()
+    col.comment.value = "too long"
+    assert col.down.button_style == "danger" and "lb-pressed" in col.down._dom_classes and col.up.button_style == ""
+    w.variables["question"].value = "y?"
+    w.run()
+    w.wait()
+    assert col.comment.value == "" and col.rating is None and col.down.button_style == "" and "lb-pressed" not in col.down._dom_classes
+    assert [(r["rating"], r["comment"]) for r in w.ratings] == [("down", "too long")]   # the first output's rating stays given
+
+
+def test_stop_always_ends_in_a_final_status(settings, fake_server):
+    "Stop pressed at any moment of a Run, including as the last output arrives, ends in a final status line, never 'stopping…'."
+    fake_server.configure(latency=0.1)
+    local = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
+    w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo", local, lb.Model("openai/other", api_base=fake_server.base_url, api_key="x")],
+                values={"question": "?"}, log=False, settings=settings, retries=0)
+    finals = []
+    for i in range(24):
+        w.variables["question"].value = f"stop {i}?"   # a new question each time: nothing comes from the cache
+        w.run()
+        time.sleep(0.01 * i)               # from before the first call to after the last
+        w.stop_button.click()
+        w.wait(30)
+        time.sleep(0.05)                   # anything late would overwrite the status now
+        finals.append(w.status.value)
+        assert "stopping" not in w.status.value and "lb-spinner" not in w.status.value, (i, w.status.value)
+        assert w.run_button.disabled is False and w.stop_button.disabled is True
+    print(f"final lines seen: {sorted(set(f.split(' · ')[0] for f in finals))}")
+    # the end of a Run and a late Stop crossing: the final line stays
+    w._say("3 of 3 calls finished", final=True)
+    w._say(lb.views.pending("stopping…"))
+    assert w.status.value == "3 of 3 calls finished"
+
+
+def test_time_to_first_output_in_a_fresh_process(tmp_path):
+    "Run pressed right after the widget is built, in a new Python process: seconds to the first output (printed, not asserted)."
+    import subprocess, sys
+    code = f"""
+import time, pathlib, llmops_bench as lb
+t0 = time.monotonic()
+s = lb.Settings(root=pathlib.Path({str(tmp_path)!r}), tracking_uri="sqlite:///{tmp_path}/mlflow.db")
+w = lb.Compare(lb.Prompt("raw", "{{{{question}}}}"), ["bench/echo", "bench/lead", "bench/extractive"], values={{"question": "Paris is in France. Which city?"}}, settings=s)
+built = time.monotonic()
+first = []
+w.columns[0].output.observe(lambda ch: first or first.append(time.monotonic()), names="value")
+w.run_button.click(); w.wait(120)
+print(f"import+build {{built - t0:.2f}} s, Run -> first output {{first[0] - built:.2f}} s, Run -> run link {{time.monotonic() - built:.2f}} s")
+assert w.run_id and all(c.row for c in w.columns)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    print(out.stdout.strip())
+    assert "first output" in out.stdout
 
 
 def test_editing_prompts_models_and_settings(settings):
@@ -204,7 +314,9 @@ def test_ratings_are_stored_on_the_run_without_duplicates(settings, monkeypatch)
     w.wait()
     first, second = w.columns
     first.up.click()
-    first.up.click()                               # the same rating again: still one row
+    first.up.click()                               # pressed again: withdrawn
+    assert first.rating is None and tracking.read_ratings(w.run_id, settings).empty
+    first.up.click()
     first.comment.value = "correct, <b>escaped</b>"  # a comment updates the rating's row
     second.down.click()
     second.up.click()                              # changing one's mind replaces the row
@@ -273,11 +385,13 @@ def test_grid_filters_and_shows_a_cell(settings):
     assert g.disagreements() == ["y"] and "1 of 3 cases" in g.count.value
     g.filter.value = "failures"
     assert g.failures() == ["y", "z"]
-    cell = g.cells[("y", g.variants[1])]
-    assert cell.description.startswith("0.00 │ Cats purr.") and cell.style.button_color == "hsl(0, 65%, 82%)"
-    assert g.cells[("y", g.variants[0])].style.button_color == "hsl(120, 65%, 82%)"
+    cell = g.cell("y", g.variants[1])
+    assert cell.description.startswith("✗ fail · icontains 0.00\nCats purr.") and cell.style.button_color == "hsl(0, 65%, 82%)"
+    assert g.cell("y", g.variants[0]).style.button_color == "hsl(120, 65%, 82%)"
+    assert g.cell("y", g.variants[0]).description.startswith("✓ pass · icontains 1.00\n")
     cell.click()
-    assert "case y" in g.detail.value and "rendered prompt" in g.detail.value
+    assert "case y" in g.detail.value and "rendered prompt" in g.detail.value and "lb-selected" in cell._dom_classes
+    assert g.grid.children.index(g.detail) == (1 + len(g.variants)) * (g.shown.index("y") + 2)   # right under y's row
     assert "&lt;b&gt;Bold&lt;/b&gt;" in g.detail.value and "<b>Bold" not in g.detail.value
 
 
@@ -288,24 +402,26 @@ def test_runs_browser_summaries_comparison_and_plots(settings):
     lb.evaluate(p, "bench/lead", DEMO, scorers=[scorers.exact_match(column="answer")], experiment="t-runs", progress=False,
                 settings=settings)   # the same variant again in a third run: told apart by run id
     r = Runs("t-runs", settings=settings)
-    assert len(r.picker.options) == 3 and "variants" in r.picker.options[0][0]
+    assert len(r.picker.options) == 3 and all("evaluation · 1 variant · demo_qa.csv · 12 cases" in o[0] for o in r.picker.options)
     r.show_button.click()
     assert "Pick one or more runs" in r.status.value
     r.picker.value = tuple(v for _, v in r.picker.options)
     r.show_button.click()
     assert "3 runs" in r.status.value and len(r.a.options) == 3
-    assert sum("[" in v for v in r.a.options) == 2   # the two bench/lead variants carry their run ids
+    assert sum("[" in v for _, v in r.a.options) == 2   # the two bench/lead variants carry their run ids
+    assert sorted(label for label, _ in r.a.options) == sorted(lb.views.short_names([v for _, v in r.a.options]).values())   # short names, told apart
     assert "lb-table" in r.summary.value and "icontains" in r.summary.value
     r.score.value = "score.icontains"
-    r.a.value = next(v for v in r.a.options if "extractive" in v)
+    r.a.value = next(v for _, v in r.a.options if "extractive" in v)
     scored = set(r.results.results.dropna(subset=["score.icontains"]).variant)
-    unscored = next(v for v in r.b.options if "lead" in v and v not in scored)
+    unscored = next(v for _, v in r.b.options if "lead" in v and v not in scored)
     r.b.value = unscored                    # the exact_match run has no icontains score: said in words
     assert "nothing to compare" in r.comparison.value and r.compare() is None
-    r.b.value = next(v for v in r.b.options if "lead" in v and v in scored)
+    r.b.value = next(v for _, v in r.b.options if "lead" in v and v in scored)
     c = r.compare()
     assert c is not None, r.comparison.value
-    assert c.a == r.a.value and c.n == len(lb.Dataset.from_file(DEMO)) and c.verdict in r.comparison.value
+    assert c.a == r.a.value and c.n == len(lb.Dataset.from_file(DEMO)) and escape(lb.views.verdict(c, r.names)) in r.comparison.value
+    assert "is better than" in r.comparison.value and "nan" not in r.comparison.value + r.ranking.value + r.summary.value
     assert "rank" in r.ranking.value
     assert len(r.plots.children) == 3 and all(i.value[:4] == b"\x89PNG" for i in r.plots.children)
     assert Runs("no-such-experiment", settings=settings).picker.options == ()
