@@ -11,6 +11,7 @@ import configparser
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import warnings
@@ -20,8 +21,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 # %% auto #0
 __all__ = ['LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError', 'PolicyError', 'GateFailed',
-           'canonical_json', 'content_hash', 'template_variables', 'render_template', 'Prompt', 'is_secret_setting',
-           'Model', 'Case', 'Dataset', 'Settings', 'project_root', 'load_settings']
+           'check_number', 'canonical_json', 'content_hash', 'template_variables', 'render_template', 'Prompt',
+           'is_secret_setting', 'Model', 'Case', 'Dataset', 'Settings', 'project_root', 'load_settings']
 
 # %% ../nbs/00_core.ipynb #86705c47
 class LlmopsBenchError(Exception):
@@ -47,6 +48,16 @@ class GateFailed(LlmopsBenchError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report
+
+# %% ../nbs/00_core.ipynb #c4b2a4ff
+def check_number(name: str, value, *, minimum: float = 0, strict: bool = False, whole: bool = False, fix: str = "",
+                 error: type[LlmopsBenchError] = ConfigError):
+    "`value` if it is a finite number ≥ `minimum` (> when `strict`), whole when `whole`; else `error` naming `name`, the value and the `fix`."
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > minimum if strict else value >= minimum) and (not whole or float(value).is_integer()))
+    if ok: return int(value) if whole else value
+    what = f"{'a whole number' if whole else 'a number'} {'>' if strict else '≥'} {minimum:g}"
+    raise error(f"{name} must be {what}, got {value!r}.{' ' + fix if fix else ''}")
 
 # %% ../nbs/00_core.ipynb #a646c8bc
 def canonical_json(obj: Any) -> str:
@@ -153,10 +164,15 @@ class Model:
     def __init__(self, id: str, label: str | None = None, *, concurrency: int | None = None, rpm: float | None = None, **settings):
         if not isinstance(id, str) or not id.strip() or any(c.isspace() for c in id):
             raise ModelError(f"A model id is a litellm id such as 'gpt-4o-mini', 'ollama/llama3.1' or 'bench/extractive', got {id!r}.")
-        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
-            raise ModelError(f"Model {id!r}: concurrency must be a positive integer, got {concurrency!r}.")
-        if rpm is not None and (not isinstance(rpm, (int, float)) or rpm <= 0):
-            raise ModelError(f"Model {id!r}: rpm must be a positive number, got {rpm!r}.")
+        if concurrency is not None:
+            concurrency = check_number(f"Model {id!r}: concurrency", concurrency, minimum=1, whole=True, error=ModelError,
+                                       fix="It bounds this model's calls in flight; e.g. concurrency=4, or leave it out.")
+        if rpm is not None:
+            check_number(f"Model {id!r}: rpm", rpm, strict=True, error=ModelError,
+                         fix="It is this model's requests per minute; e.g. rpm=60, or leave it out for no limit.")
+        if "timeout" in settings:
+            check_number(f"Model {id!r}: timeout", settings["timeout"], strict=True, error=ModelError,
+                         fix="It is this model's per-call timeout in seconds; e.g. timeout=30.")
         self.id, self.concurrency, self.rpm = id, concurrency, rpm
         self.params = {k: v for k, v in settings.items() if not is_secret_setting(k)}
         self._secrets = {k: v for k, v in settings.items() if is_secret_setting(k)}
@@ -225,6 +241,7 @@ class Dataset:
             if not text.strip(): raise DatasetError(f"{path} is empty; a dataset needs a header and at least one row.")
             if suffix == ".csv":
                 import io
+                _check_row_lengths(path, text)
                 df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
                 if df.empty: raise DatasetError(f"{path} has a header but no rows; add at least one case.")
                 return cls(df, str(path), id_column)
@@ -299,6 +316,23 @@ def _plain(v):
     "numpy scalars to Python values, so hashes and JSON are the same whatever the reader."
     return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
 
+def _check_row_lengths(path: Path, text: str) -> None:
+    "Raise `DatasetError` naming the first CSV line whose record has fewer or more cells than the header (pandas would pad or shift it)."
+    import csv, io
+    reader = csv.reader(io.StringIO(text))
+    header, line = next(reader, []), reader.line_num
+    for record in reader:
+        first, line = line + 1, reader.line_num   # a quoted value may span lines: name the line the record starts on
+        if not record or len(record) == len(header): continue   # blank lines are skipped, as pandas skips them
+        if len(record) < len(header):
+            what = f"no value for {', '.join(map(repr, header[len(record):]))}"
+            fix = "add the missing cells (an empty value is nothing between two commas)"
+        else:
+            what = f"{len(record) - len(header)} cell(s) more than the header: {record[len(header):]!r}"
+            fix = 'quote a value that holds a comma ("a, b") or name the extra column in the header'
+        raise DatasetError(f"{path}, line {first}: {len(record)} cells where the header has {len(header)} "
+                           f"({', '.join(header)}), so {what}. Fix the row: {fix}.")
+
 def _json_records(path: Path, text: str, suffix: str) -> list[dict]:
     if suffix == ".json":
         try: rows = json.loads(text)
@@ -329,16 +363,33 @@ class Settings:
     retries: int = 4                   # retries after the first attempt, on 429/5xx/timeouts/malformed replies
     timeout_s: float = 60.0            # per-call timeout
     rpm: float = 0.0                   # requests per minute per model (0: unlimited)
-    allow_models: str = "*"            # comma-separated glob patterns of model ids that may be called
+    max_input_chars: int = 0           # a call whose messages are longer is refused before sending, error_type too_large (0: no limit)
+    allow_models: str = "*"            # comma-separated glob patterns of model ids (as given, and as the provider they resolve to)
     deny_models: str = ""              # comma-separated glob patterns that are refused even if allowed
+    allow_endpoints: str = "*"         # comma-separated glob patterns of the hosts (or base URLs) calls may reach
+    deny_endpoints: str = ""           # comma-separated glob patterns of hosts or base URLs refused even if allowed
     transport: str = "auto"            # auto: OpenAI-compatible chat endpoints take the lean transport; litellm: every call through litellm
     hedge: bool = True                 # a call still unanswered after its model's p95 latency × 2 gets one duplicate request
     root: Path = field(default_factory=Path.cwd)
+
+    def __post_init__(self):
+        for name, (minimum, strict, whole, meaning) in _RANGES.items():
+            check_number(f"Setting {name!r}", getattr(self, name), minimum=minimum, strict=strict, whole=whole,
+                         fix=f"It is {meaning}; set it in settings.ini or LLMOPS_BENCH_{name.upper()}.")
 
     def path(self, value: str) -> Path:
         "A settings path resolved against the project root."
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.root / p
+
+# each number's range: (minimum, strictly above it, whole, what it means)
+_RANGES = {"cache_max_mb": (0, False, False, "the response cache's size cap in MB, e.g. 1024"),
+           "concurrency": (1, False, True, "the calls in flight at once, e.g. 16"),
+           "model_concurrency": (0, False, True, "the calls in flight per model, e.g. 4, or 0 for no bound below concurrency"),
+           "retries": (0, False, True, "the retries after a call's first attempt, e.g. 4, or 0 for none"),
+           "timeout_s": (0, True, False, "the seconds one call may take, e.g. 60"),
+           "rpm": (0, False, False, "the requests per minute per model, e.g. 60, or 0 for no limit"),
+           "max_input_chars": (0, False, True, "the longest input sent, in characters, or 0 for no limit")}
 
 _ROOT_MARKERS = ("settings.ini", "pyproject.toml", ".git")
 
