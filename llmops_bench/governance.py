@@ -1,4 +1,4 @@
-"""Pure policy: which models may be called, and which secrets must be scrubbed from anything written down.
+"""Pure policy: which models and endpoints may be called, which secrets must be scrubbed from anything written down, and how to tell credentials apart without keeping them.
 
 Docs: https://llmops-bench.github.io/llmops-bench/governance.html.md"""
 
@@ -7,38 +7,75 @@ Docs: https://llmops-bench.github.io/llmops-bench/governance.html.md"""
 # %% ../nbs/01_governance.ipynb #ee6f9327
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping
+from urllib.parse import urlsplit
 
-from .core import PolicyError, is_secret_setting
+from .core import PolicyError, canonical_json, is_secret_setting
 
 # %% auto #0
-__all__ = ['check_model_policy', 'secret_values', 'scrub']
+__all__ = ['check_model_policy', 'check_endpoint_policy', 'secret_values', 'scrub', 'credential_fingerprint']
 
 # %% ../nbs/01_governance.ipynb #275ca747
 def _patterns(spec: str | Iterable[str]) -> list[str]:
     items = spec.split(",") if isinstance(spec, str) else spec
     return [p.strip() for p in items if p and p.strip()]
 
-def check_model_policy(model_id: str, allow: str | Iterable[str] = "*", deny: str | Iterable[str] = "") -> None:
-    "Raise `PolicyError` unless `model_id` matches an `allow` pattern and no `deny` pattern."
-    denied = next((p for p in _patterns(deny) if fnmatchcase(model_id, p)), None)
-    if denied: raise PolicyError(f"Model {model_id!r} is denied by the pattern {denied!r} in deny_models (settings.ini or LLMOPS_BENCH_DENY_MODELS).")
+def check_model_policy(model_id: str, allow: str | Iterable[str] = "*", deny: str | Iterable[str] = "", resolved: str | None = None) -> None:
+    "Raise `PolicyError` unless `model_id` (or `resolved`, the id as its provider resolves it) matches an `allow` pattern and neither matches a `deny` one."
+    names = list(dict.fromkeys(n for n in (model_id, resolved) if n))
+    shown = repr(model_id) + (f" ({resolved}, as its provider resolves it)" if resolved and resolved != model_id else "")
+    denied = next(((p, n) for p in _patterns(deny) for n in names if fnmatchcase(n, p)), None)
+    if denied: raise PolicyError(f"Model {shown} is denied by the pattern {denied[0]!r} in deny_models (settings.ini or LLMOPS_BENCH_DENY_MODELS).")
     allowed = _patterns(allow)
-    if not any(fnmatchcase(model_id, p) for p in allowed):
-        raise PolicyError(f"Model {model_id!r} matches none of allow_models ({', '.join(allowed) or 'empty'}); "
+    if not any(fnmatchcase(n, p) for p in allowed for n in names):
+        raise PolicyError(f"Model {shown} matches none of allow_models ({', '.join(allowed) or 'empty'}); "
                           f"ask for it to be added in settings.ini or LLMOPS_BENCH_ALLOW_MODELS.")
+
+# %% ../nbs/01_governance.ipynb #b5791c40
+def _endpoint_names(url: str) -> list[str]:
+    "What endpoint patterns are matched against: the host, host:port and the base URL (without a trailing slash), lower-cased."
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    host = (parts.hostname or "").lower()
+    return list(dict.fromkeys(n for n in (host, f"{host}:{parts.port}" if parts.port else None, url.rstrip("/").lower()) if n))
+
+def check_endpoint_policy(endpoint: str | None, allow: str | Iterable[str] = "*", deny: str | Iterable[str] = "", model_id: str = "") -> None:
+    "Raise `PolicyError` unless `endpoint` (a base URL; None: a provider default that cannot be named) is allowed and not denied."
+    who = f"Model {model_id!r}" if model_id else "A call"
+    allowed, denied = [p.lower() for p in _patterns(allow)], [p.lower() for p in _patterns(deny)]
+    if endpoint is None:
+        if "*" in denied or "*" not in allowed:
+            raise PolicyError(f"{who} would reach its provider's default endpoint, which cannot be named, and allow_endpoints is "
+                              f"{', '.join(allowed) or 'empty'}: give the model an api_base that allow_endpoints lists.")
+        return
+    names = _endpoint_names(endpoint)
+    if hit := next((p for p in denied for n in names if fnmatchcase(n, p)), None):
+        raise PolicyError(f"{who} reaches {endpoint}, denied by the pattern {hit!r} in deny_endpoints (settings.ini or LLMOPS_BENCH_DENY_ENDPOINTS).")
+    if not any(fnmatchcase(n, p) for p in allowed for n in names):
+        raise PolicyError(f"{who} reaches {endpoint}, which matches none of allow_endpoints ({', '.join(allowed) or 'empty'}); "
+                          f"ask for it to be added in settings.ini or LLMOPS_BENCH_ALLOW_ENDPOINTS.")
 
 # %% ../nbs/01_governance.ipynb #f80562d5
 _MIN_SECRET_LEN = 8
 
+def _strings(value, words: bool = True) -> Iterable[str]:
+    "Every text inside a setting's value (a header dict's values, a list's items), and with `words` each word of it ('Bearer sk-…' gives 'sk-…')."
+    if isinstance(value, str):
+        yield value
+        if words: yield from value.split()
+    elif isinstance(value, Mapping):
+        for v in value.values(): yield from _strings(v, words)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value: yield from _strings(v, words)
+
 def secret_values(extra: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
-    "Values that must never be written: credential-named environment variables and `extra` credential settings, longest first."
+    "Values that must never be written: credential-named environment variables and `extra` credential settings (headers included), longest first."
     env = os.environ if environ is None else environ
-    found = {v for k, v in env.items() if is_secret_setting(k) and isinstance(v, str)}
-    found |= {v for k, v in (extra or {}).items() if isinstance(v, str)}
+    found = {t for k, v in env.items() if is_secret_setting(k) for t in _strings(v, words=False)}
+    found |= {t for v in (extra or {}).values() for t in _strings(v)}
     return sorted((v for v in found if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
 
 def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
@@ -47,3 +84,9 @@ def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
     for s in secrets:
         if s in text: text = text.replace(s, "***")
     return text
+
+# %% ../nbs/01_governance.ipynb #92a8afdf
+def credential_fingerprint(credentials: Mapping[str, object], key: bytes) -> str | None:
+    "A keyed hash (HMAC-SHA256 under `key`) that tells `credentials` apart without revealing them; None when there are none."
+    if not credentials: return None
+    return hmac.new(key, canonical_json(dict(credentials)).encode(), "sha256").hexdigest()[:32]

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .core import ConfigError, LlmopsBenchError, Model, ModelError, PolicyError
+from .core import ConfigError, LlmopsBenchError, Model, ModelError, PolicyError, is_secret_setting
 
 # %% auto #0
 __all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'RETRYABLE', 'NO_KEY', 'EMBED_DIM',
            'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive', 'bench_reply',
            'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
-           'ProviderError', 'retry_after', 'bad_json', 'classify', 'http_error', 'Completion', 'call_cost', 'pooled',
-           'ChatRequest', 'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
+           'provider_of', 'resolved_id', 'endpoint', 'credentials', 'ProviderError', 'retry_after', 'bad_json',
+           'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'ChatRequest', 'prepare', 'complete',
+           'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -206,8 +207,59 @@ def check_model(model: Model, kind: str = "chat") -> None:
                          f"Use a litellm id such as 'gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3.1', "
                          f"'openai/<name>' with api_base for an OpenAI-compatible server, or an offline model such as 'bench/extractive'.") from None
 
+# %% ../nbs/02_providers.ipynb #0b03039f
+_PROVIDER_ALIASES = {"text-completion-openai": "openai", "text-completion-codestral": "codestral"}
+
+def provider_of(model: Model) -> str | None:
+    "The litellm provider that serves `model` ('bench' offline), None when no one can tell."
+    if model.id.startswith("bench/"): return "bench"
+    if isinstance(given := model.params.get("custom_llm_provider"), str) and given: return _PROVIDER_ALIASES.get(given, given)
+    if "/" in model.id: return model.id.split("/", 1)[0]   # litellm routes an id by its prefix
+    if info := model_info(model.id): return _PROVIDER_ALIASES.get(info.get("litellm_provider"), info.get("litellm_provider"))
+    try: provider = litellm_module().get_llm_provider(model.id, api_base=model.params.get("api_base"))[1]
+    except Exception: return None
+    return _PROVIDER_ALIASES.get(provider, provider)
+
+def resolved_id(model: Model) -> str:
+    "`model`'s id as its provider resolves it, with the provider first: 'gpt-4o-mini' is 'openai/gpt-4o-mini'."
+    provider = provider_of(model)
+    return model.id if provider is None or model.id.startswith(provider + "/") else f"{provider}/{model.id}"
+
+# %% ../nbs/02_providers.ipynb #a7c6793c
+_DEFAULT_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com", "mistral": "https://api.mistral.ai/v1",
+                      "gemini": "https://generativelanguage.googleapis.com", "cohere": "https://api.cohere.ai", "groq": "https://api.groq.com/openai/v1",
+                      "deepseek": "https://api.deepseek.com", "xai": "https://api.x.ai/v1", "ollama": "http://localhost:11434"}
+# the environment variables a provider reads its credentials and endpoint from, by prefix (default: the provider's name in capitals)
+_ENV_PREFIXES = {"bedrock": ("AWS_",), "sagemaker": ("AWS_",), "vertex_ai": ("VERTEXAI_", "VERTEX_", "GOOGLE_"), "gemini": ("GEMINI_", "GOOGLE_"),
+                 "huggingface": ("HF_", "HUGGINGFACE_"), "together_ai": ("TOGETHER_", "TOGETHERAI_"), "fireworks_ai": ("FIREWORKS_",),
+                 "cohere": ("COHERE_", "CO_"), "watsonx": ("WATSONX_", "WX_")}
+
+def _env_prefixes(provider: str) -> tuple[str, ...]:
+    return _ENV_PREFIXES.get(provider, (provider.upper().replace("-", "_") + "_",))
+
+def endpoint(model: Model) -> str | None:
+    "The base URL a call of `model` reaches (its api_base, else its provider's environment or default); None offline or when it cannot be named."
+    settings = model.call_kwargs()
+    if (provider := provider_of(model)) == "bench": return None
+    if base := settings.get("api_base") or settings.get("base_url"): return str(base)
+    if provider is None: return None
+    for prefix in _env_prefixes(provider):
+        if base := os.environ.get(prefix + "BASE_URL") or os.environ.get(prefix + "API_BASE"): return base
+    if provider not in _DEFAULT_ENDPOINTS:   # litellm knows the base URL of the OpenAI-compatible providers it routes (groq, together_ai, ...)
+        try: return litellm_module().get_llm_provider(model.id, custom_llm_provider=settings.get("custom_llm_provider"))[3]
+        except Exception: return None
+    return _DEFAULT_ENDPOINTS[provider]
+
+def credentials(model: Model) -> dict:
+    "The credentials a call of `model` is made with: its credential settings, and its provider's credential environment variables unless it sets `api_key`."
+    found = dict(model._secrets)
+    provider = provider_of(model)
+    if provider in (None, "bench") or "api_key" in found: return found
+    prefixes = _env_prefixes(provider)
+    return {**found, **{f"${k}": v for k, v in sorted(os.environ.items()) if k.startswith(prefixes) and is_secret_setting(k)}}
+
 # %% ../nbs/02_providers.ipynb #8560dc71
-ERROR_TYPES = ("rate_limit", "timeout", "server", "bad_response", "auth", "bad_request", "policy", "other")
+ERROR_TYPES = ("rate_limit", "timeout", "server", "bad_response", "auth", "bad_request", "too_large", "policy", "other")
 RETRYABLE = frozenset({"rate_limit", "timeout", "server", "bad_response"})
 
 class ProviderError(LlmopsBenchError):
@@ -250,6 +302,7 @@ def classify(exc: BaseException) -> ProviderError:
     if _litellm is None: return ProviderError("other", msg)
     lt = _litellm
     headers = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    if _sent_status(exc) == 413 or isinstance(exc, lt.ContextWindowExceededError): return ProviderError("too_large", msg)
     if isinstance(exc, lt.RateLimitError): return ProviderError("rate_limit", msg, retry_after(headers))
     if isinstance(exc, lt.Timeout): return ProviderError("timeout", msg)
     if _NO_KEY.search(msg): return ProviderError("auth", NO_KEY)
@@ -262,11 +315,22 @@ def classify(exc: BaseException) -> ProviderError:
     if isinstance(status, int) and status >= 500: return ProviderError("server", msg, retry_after(headers))
     return ProviderError("other", msg)
 
+def _sent_status(exc: BaseException) -> int | None:
+    "The HTTP status the server sent: the innermost one in `exc`'s chain (litellm may give its own exception another)."
+    status, seen = None, 0
+    while exc is not None and seen < 8:
+        if isinstance(code := getattr(exc, "status_code", None), int): status = code
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return status
+
 def http_error(status: int, body: bytes, headers=None) -> ProviderError:
     "The `ProviderError` of an HTTP error reply from an OpenAI-compatible endpoint, typed by status as litellm does."
-    try: message = json.loads(body)["error"]["message"]
-    except Exception: message = None
+    try: error = json.loads(body)["error"]
+    except Exception: error = {}
+    message = error.get("message") if isinstance(error, dict) else None
     message = message if isinstance(message, str) and message else f"Error code: {status}"
+    if status == 413 or (status == 400 and isinstance(error, dict) and error.get("code") == "context_length_exceeded"):
+        return ProviderError("too_large", message)
     if status == 429: return ProviderError("rate_limit", message, retry_after(headers))
     if status in (401, 403): return ProviderError("auth", message)
     if status in (400, 404, 422): return ProviderError("bad_request", message)
