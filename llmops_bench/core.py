@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 # %% auto #0
-__all__ = ['LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError', 'PolicyError', 'GateFailed',
-           'check_number', 'canonical_json', 'content_hash', 'template_variables', 'render_template', 'Prompt',
-           'is_secret_setting', 'Model', 'Case', 'Dataset', 'Settings', 'project_root', 'load_settings']
+__all__ = ['ENGINE_RANGES', 'LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError', 'PolicyError',
+           'GateFailed', 'check_number', 'check_engine_number', 'canonical_json', 'content_hash', 'template_variables',
+           'render_template', 'Prompt', 'is_secret_setting', 'Model', 'Case', 'Dataset', 'Settings', 'project_root',
+           'load_settings']
 
 # %% ../nbs/00_core.ipynb #86705c47
 class LlmopsBenchError(Exception):
@@ -58,6 +59,21 @@ def check_number(name: str, value, *, minimum: float = 0, strict: bool = False, 
     if ok: return int(value) if whole else value
     what = f"{'a whole number' if whole else 'a number'} {'>' if strict else '≥'} {minimum:g}"
     raise error(f"{name} must be {what}, got {value!r}.{' ' + fix if fix else ''}")
+
+# the engine's numbers, as settings and as arguments: (minimum, strictly above it, whole, what it means)
+ENGINE_RANGES = {"concurrency": (1, False, True, "the calls in flight at once, e.g. 16"),
+                 "model_concurrency": (0, False, True, "the calls in flight per model, e.g. 4, or 0 for no bound below concurrency"),
+                 "retries": (0, False, True, "the retries after a call's first attempt, e.g. 4, or 0 for none"),
+                 "timeout_s": (0, True, False, "the seconds one call may take, e.g. 60"),
+                 "rpm": (0, False, False, "the requests per minute per model, e.g. 60, or 0 for no limit"),
+                 "backoff_s": (0, False, False, "the base of the wait between retries in seconds, e.g. 0.5"),
+                 "max_input_chars": (0, False, True, "the longest input sent, in characters, or 0 for no limit"),
+                 "cache_max_mb": (0, False, False, "the response cache's size cap in MB, e.g. 1024")}
+
+def check_engine_number(name: str, value, *, label: str | None = None, where: str = ""):
+    "`value` if it is in the range `ENGINE_RANGES` gives `name`, else `ConfigError` with the value, what it means and `where` to fix it."
+    minimum, strict, whole, meaning = ENGINE_RANGES[name]
+    return check_number(label or name, value, minimum=minimum, strict=strict, whole=whole, fix=f"It is {meaning}{'; ' + where if where else ''}.")
 
 # %% ../nbs/00_core.ipynb #a646c8bc
 def canonical_json(obj: Any) -> str:
@@ -373,23 +389,15 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self):
-        for name, (minimum, strict, whole, meaning) in _RANGES.items():
-            check_number(f"Setting {name!r}", getattr(self, name), minimum=minimum, strict=strict, whole=whole,
-                         fix=f"It is {meaning}; set it in settings.ini or LLMOPS_BENCH_{name.upper()}.")
+        for name in ENGINE_RANGES:
+            if hasattr(self, name):
+                check_engine_number(name, getattr(self, name), label=f"Setting {name!r}",
+                                    where=f"set it in settings.ini or LLMOPS_BENCH_{name.upper()}")
 
     def path(self, value: str) -> Path:
         "A settings path resolved against the project root."
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.root / p
-
-# each number's range: (minimum, strictly above it, whole, what it means)
-_RANGES = {"cache_max_mb": (0, False, False, "the response cache's size cap in MB, e.g. 1024"),
-           "concurrency": (1, False, True, "the calls in flight at once, e.g. 16"),
-           "model_concurrency": (0, False, True, "the calls in flight per model, e.g. 4, or 0 for no bound below concurrency"),
-           "retries": (0, False, True, "the retries after a call's first attempt, e.g. 4, or 0 for none"),
-           "timeout_s": (0, True, False, "the seconds one call may take, e.g. 60"),
-           "rpm": (0, False, False, "the requests per minute per model, e.g. 60, or 0 for no limit"),
-           "max_input_chars": (0, False, True, "the longest input sent, in characters, or 0 for no limit")}
 
 _ROOT_MARKERS = ("settings.ini", "pyproject.toml", ".git")
 

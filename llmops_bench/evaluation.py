@@ -175,9 +175,9 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     rule = _sequential_rule(stop, scorer_list, calls, alpha, min_cases, batch, effect, decide_on, seed)
     cancel = stop if isinstance(stop, threading.Event) else None
     store = open_cache(cache, settings)
-    runner = Runner.from_settings(settings, concurrency=concurrency or None, model_concurrency=model_concurrency or None, retries=retries,
-                                  timeout_s=timeout_s or None, rpm=rpm or None, backoff_s=backoff_s, cache=store, stream=stream,
-                                  progress=progress)
+    runner = Runner.from_settings(settings, concurrency=concurrency, model_concurrency=model_concurrency, retries=retries,
+                                  timeout_s=timeout_s, rpm=rpm, backoff_s=backoff_s, cache=store, stream=stream,
+                                  progress=progress)   # None: the setting; any other value is checked by the Runner (0 is not "default")
     try:
         if rule is None: table, record = _run(runner, calls, scorer_list, on_row, cancel), None
         else: table, record = _run_sequential(runner, calls, scorer_list, on_row, cancel, rule)

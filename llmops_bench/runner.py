@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -22,8 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, NamedTuple, Sequence
 
-from .core import Case, ConfigError, Dataset, LlmopsBenchError, Model, PolicyError, Prompt, Settings, canonical_json, content_hash
-from .governance import check_model_policy, scrub, secret_values
+from .core import (Case, ConfigError, Dataset, LlmopsBenchError, Model, PolicyError, Prompt, Settings, canonical_json,
+                                check_engine_number, content_hash, load_settings)
+from .governance import check_endpoint_policy, check_model_policy, credential_fingerprint, scrub, secret_values
 from . import providers
 
 # %% auto #0
@@ -40,10 +42,11 @@ class Variant:
     @property
     def name(self) -> str: return f"{self.prompt.name}@{self.prompt.version} · {self.model.label}"
 
-def call_key(model: Model, messages: Sequence, repeat: int = 0, kind: str = "chat") -> str:
-    "The cache key of one model call: model id and non-secret settings, the messages (or texts to embed), the repeat."
-    if kind == "chat": return content_hash({**model.key, "messages": tuple(messages), "repeat": repeat}, 32)
-    return content_hash({**model.key, "kind": kind, "input": tuple(messages), "repeat": repeat}, 32)
+def call_key(model: Model, messages: Sequence, repeat: int = 0, kind: str = "chat", credential: str | None = None) -> str:
+    "The key of one model call: model id and non-secret settings, the messages (or texts to embed), the repeat, and a `credential` fingerprint if any."
+    what = ({**model.key, "messages": tuple(messages), "repeat": repeat} if kind == "chat"
+            else {**model.key, "kind": kind, "input": tuple(messages), "repeat": repeat})
+    return content_hash(what if credential is None else {**what, "credential": credential}, 32)
 
 @dataclass(frozen=True)
 class Call:
@@ -101,6 +104,12 @@ class ResponseCache:
         self._db.execute("PRAGMA synchronous=NORMAL")   # durable across a process kill; only a power cut can lose the last commits
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)")
         self._lock = threading.Lock()   # a run writes from a worker thread (see _CacheWriter) while others may read
+        self._credential_key: bytes | None = None
+
+    def credential_key(self) -> bytes:
+        "This machine's random key for credential fingerprints, in `credential.key` beside the cache file (made on first use)."
+        if self._credential_key is None: self._credential_key = _machine_key(self.path.parent/"credential.key")
+        return self._credential_key
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict]:
         "The cached answers among `keys`."
@@ -140,6 +149,17 @@ class ResponseCache:
         with self._lock: return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
     def close(self) -> None:
         with self._lock: self._db.close()
+
+def _machine_key(path: Path) -> bytes:
+    "The 32 random bytes in `path`, made (owner-only, atomically: the first writer wins) when there are none."
+    if not path.is_file():
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f: f.write(os.urandom(32).hex())
+        try: os.link(candidate, path)           # fails if another process got there first: theirs stands
+        except FileExistsError: pass
+        finally: candidate.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
 
 # %% ../nbs/03_runner.ipynb #9b92de95
 class _CacheWriter:
@@ -299,7 +319,7 @@ async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callab
 # %% ../nbs/03_runner.ipynb #a011e2fc
 RESULT_COLUMNS = ["variant", "prompt_name", "prompt_version", "prompt_hash", "model", "model_params", "case_id", "repeat", "messages",
                   "output", "error", "error_type", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "cost_usd",
-                  "cached", "attempts", "started_at", "transport", "hedged"]
+                  "cached", "attempts", "started_at", "transport", "hedged", "total_s"]
 
 @functools.lru_cache(maxsize=4096)
 def _variant_columns(v: Variant) -> dict:
@@ -308,7 +328,8 @@ def _variant_columns(v: Variant) -> dict:
             "model": v.model.id, "model_params": canonical_json(v.model.params)}
 
 def _row(call: Call, answer: dict | None, *, error: str | None = None, error_type: str | None = None, cached: bool = False,
-         attempts: int = 0, started_at: float | None = None, transport: str | None = None, hedged: bool = False) -> dict:
+         attempts: int = 0, started_at: float | None = None, transport: str | None = None, hedged: bool = False,
+         total_s: float | None = None) -> dict:
     answer = answer or {}
     return {**_variant_columns(call.variant), "case_id": call.case.id, "repeat": call.repeat,
             **{f"input.{k}": x for k, x in call.case.inputs.items()},
@@ -316,17 +337,18 @@ def _row(call: Call, answer: dict | None, *, error: str | None = None, error_typ
             "latency_s": answer.get("latency_s"), "ttft_s": answer.get("ttft_s"), "prompt_tokens": answer.get("prompt_tokens"),
             "completion_tokens": answer.get("completion_tokens"), "cost_usd": answer.get("cost_usd"), "cached": cached,
             "attempts": answer.get("attempts", attempts), "started_at": answer.get("started_at", started_at),
-            "transport": answer.get("transport", transport), "hedged": answer.get("hedged", hedged)}
+            "transport": answer.get("transport", transport), "hedged": answer.get("hedged", hedged),
+            "total_s": answer.get("total_s", total_s)}
 
 def results_frame(rows: list[dict]):
     "The tidy results table: one row per call, with stable dtypes."
     import pandas as pd
     df = pd.DataFrame(rows, columns=None if rows else RESULT_COLUMNS)   # a run stopped before any answer is an empty table
-    for col in ("transport", "hedged"):   # rows made before these columns existed
+    for col in ("transport", "hedged", "total_s"):   # rows made (or cached) before these columns existed
         if col not in df: df[col] = None
     inputs = [c for c in df.columns if c.startswith("input.")]
     df = df[[*RESULT_COLUMNS[:8], *inputs, *RESULT_COLUMNS[8:]]]
-    for col in ("latency_s", "ttft_s", "cost_usd"): df[col] = df[col].astype("float64")
+    for col in ("latency_s", "ttft_s", "cost_usd", "total_s"): df[col] = df[col].astype("float64")
     for col in ("prompt_tokens", "completion_tokens"): df[col] = df[col].astype("Int64")
     df["repeat"], df["attempts"], df["cached"] = df["repeat"].astype("int64"), df["attempts"].astype("int64"), df["cached"].astype(bool)
     df["hedged"] = df["hedged"].fillna(False).astype(bool)
@@ -362,6 +384,44 @@ async def _until_stopped(coroutines: Iterable[Awaitable], stop: threading.Event 
     for t in tasks:
         if not t.cancelled() and t.exception() is not None: raise t.exception()
 
+# %% ../nbs/03_runner.ipynb #3f5a19a4
+class _Credentials:
+    "One run's secrets to scrub and credential fingerprints, per model (by identity: equal models may hold different keys)."
+    def __init__(self, cache: ResponseCache | None):
+        self.cache, self._secrets, self._fingerprints = cache, {}, {}
+
+    def secrets(self, model: Model) -> list[str]:
+        "The values never to write for `model`'s calls: its credential settings and the environment's credentials."
+        if id(model) not in self._secrets: self._secrets[id(model)] = secret_values(model._secrets)
+        return self._secrets[id(model)]
+
+    def fingerprint(self, model: Model) -> str | None:
+        "The keyed hash of the credentials `model`'s calls are made with; None without a cache or without credentials."
+        if self.cache is None: return None
+        if id(model) not in self._fingerprints:
+            found = providers.credentials(model)
+            self._fingerprints[id(model)] = credential_fingerprint(found, self.cache.credential_key()) if found else None
+        return self._fingerprints[id(model)]
+
+    def cache_key(self, call: Call) -> str:
+        "`call`'s key in the response cache: `Call.key` itself, or with its model's credential fingerprint."
+        fingerprint = self.fingerprint(call.variant.model)
+        return call.key if fingerprint is None else call_key(call.variant.model, call.messages, call.repeat, credential=fingerprint)
+
+    def clean(self, model: Model, answer: dict) -> dict:
+        "`answer` with `model`'s secrets scrubbed from its output (a copy only when there was one)."
+        output, secrets = answer.get("output"), self.secrets(model)
+        if not isinstance(output, str) or not any(s in output for s in secrets): return answer
+        return {**answer, "output": scrub(output, secrets)}
+
+def _input_chars(messages: Sequence[dict]) -> int:
+    "The characters of a call's input: its messages' contents."
+    return sum(len(c) if isinstance(c := m.get("content"), str) else len(canonical_json(c)) for m in messages)
+
+def _too_large(size: int, limit: int, what: str = "The input") -> providers.ProviderError:
+    return providers.ProviderError("too_large", f"{what} is {size:,} characters, over max_input_chars = {limit:,} (settings.ini or "
+                                                f"LLMOPS_BENCH_MAX_INPUT_CHARS): nothing was sent. Shorten the case or raise the limit.")
+
 # %% ../nbs/03_runner.ipynb #57edb9c2
 _WORKERS_PER_PLACE = 4   # a model's calls in progress per place in flight: room for those waiting out a backoff, and no more
 
@@ -371,29 +431,40 @@ class _Outcome(NamedTuple):
     attempts: int
     hedged: bool
     started: float
+    total_s: float | None = None
 
 class Runner:
     "Sends calls concurrently with retries, rate limits, hedging, timeouts and a persistent cache; returns one row per call."
     def __init__(self, *, concurrency: int = 16, model_concurrency: int | None = None, retries: int = 4, timeout_s: float = 60.0,
                  rpm: float | None = None, backoff_s: float = 0.5, cache: ResponseCache | None = None, stream: bool = False,
-                 progress: bool = True, allow_models: str = "*", deny_models: str = "", transport: str = "auto",
-                 hedge: bool | Hedging = True):
-        if concurrency < 1: raise LlmopsBenchError(f"concurrency must be at least 1, got {concurrency!r}.")
-        if retries < 0: raise LlmopsBenchError(f"retries must be 0 or more, got {retries!r}.")
+                 progress: bool = True, allow_models: str | None = None, deny_models: str | None = None,
+                 allow_endpoints: str | None = None, deny_endpoints: str | None = None, max_input_chars: int = 0,
+                 transport: str = "auto", hedge: bool | Hedging = True):
+        self.concurrency, self.retries = check_engine_number("concurrency", concurrency), check_engine_number("retries", retries)
+        self.timeout_s, self.backoff_s = check_engine_number("timeout_s", timeout_s), check_engine_number("backoff_s", backoff_s)
+        # 0 means "no bound" / "no limit" for these, as in settings.ini
+        self.model_concurrency = None if model_concurrency is None else check_engine_number("model_concurrency", model_concurrency) or None
+        self.rpm = None if rpm is None else check_engine_number("rpm", rpm) or None
+        self.max_input_chars = check_engine_number("max_input_chars", max_input_chars)
         if transport not in providers.TRANSPORT_SETTINGS:
             raise ConfigError(f"transport must be one of {', '.join(providers.TRANSPORT_SETTINGS)}, got {transport!r}.")
-        self.concurrency, self.model_concurrency, self.retries, self.timeout_s = concurrency, model_concurrency, retries, timeout_s
-        self.rpm, self.backoff_s, self.cache, self.stream, self.progress = rpm, backoff_s, cache, stream, progress
-        self.allow_models, self.deny_models, self.transport = allow_models, deny_models, transport
+        self.cache, self.stream, self.progress, self.transport = cache, stream, progress, transport
+        # a policy left out is the project's (settings.ini, LLMOPS_BENCH_*): a policy skipped by building a Runner would be no policy
+        policy = (allow_models, deny_models, allow_endpoints, deny_endpoints)
+        project = load_settings() if None in policy else None
+        self.allow_models, self.deny_models, self.allow_endpoints, self.deny_endpoints = (
+            getattr(project, name) if given is None else given
+            for name, given in zip(("allow_models", "deny_models", "allow_endpoints", "deny_endpoints"), policy))
         self.hedging = Hedging() if hedge is True else (hedge or None)
         self._hedgers: dict[Model, _Hedger] = {}   # each model's latencies, kept across runs
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> Runner:
-        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, model policy, transport, hedging); overrides that are not None win."
+        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, input limit, policy, transport, hedging); overrides that are not None win."
         base = {"concurrency": settings.concurrency, "model_concurrency": settings.model_concurrency or None, "retries": settings.retries,
-                "timeout_s": settings.timeout_s, "rpm": settings.rpm or None, "allow_models": settings.allow_models,
-                "deny_models": settings.deny_models, "transport": settings.transport, "hedge": settings.hedge}
+                "timeout_s": settings.timeout_s, "rpm": settings.rpm or None, "max_input_chars": settings.max_input_chars,
+                "allow_models": settings.allow_models, "deny_models": settings.deny_models, "allow_endpoints": settings.allow_endpoints,
+                "deny_endpoints": settings.deny_endpoints, "transport": settings.transport, "hedge": settings.hedge}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     def run(self, calls: Sequence[Call]):
@@ -407,35 +478,39 @@ class Runner:
         def finish(i: int, row: dict) -> None:
             if keep: rows[i] = row
             if on_row is not None: on_row(row)
-        pending = []
+        credentials, pending = _Credentials(self.cache), []
         for start in range(0, len(calls), 1000):
             chunk = calls[start:start + 1000]
-            hits = self.cache.get_many([c.key for c in chunk]) if self.cache is not None else {}
-            for i, call in enumerate(chunk, start):
-                if call.key in hits: finish(i, _row(call, hits[call.key], cached=True))
-                else: pending.append(i)
-        models = {calls[i].variant.model for i in pending}
+            keys = [credentials.cache_key(c) for c in chunk]
+            hits = self.cache.get_many(keys) if self.cache is not None else {}
+            for i, call, key in zip(range(start, start + len(chunk)), chunk, keys):
+                if key in hits: finish(i, _row(call, credentials.clean(call.variant.model, hits[key]), cached=True))
+                else: pending.append((i, key))
+        models = {calls[i].variant.model for i, _ in pending}
         refused, limits = self._refused(models), self._limits(models)
         transports = {m: providers.transport_for(m, self.transport) for m in models}
         store = _CacheWriter(self.cache) if self.cache is not None else None
         bar = _progress_bar(len(calls), len(calls) - len(pending), self.progress)
 
-        async def one(i: int) -> None:
+        async def one(i: int, key: str) -> None:
             call, model = calls[i], calls[i].variant.model
-            if model in refused: finish(i, _row(call, None, error=str(refused[model]), error_type="policy"))
+            secrets = credentials.secrets(model)
+            if model in refused: finish(i, _row(call, None, error=scrub(str(refused[model]), secrets), error_type="policy"))
+            elif self.max_input_chars and (size := _input_chars(call.messages)) > self.max_input_chars:
+                finish(i, _row(call, None, error=str(_too_large(size, self.max_input_chars)), error_type="too_large"))
             else:
                 request, timeout = providers.prepare(model, call.messages, stream=self.stream, transport=self.transport), self._timeout(model)
                 hedger = self._hedger(model) if transports[model] != "offline" else None
-                out = await self._attempts(model, limits, store, call.key, lambda: self._complete(request, timeout), hedger)
-                finish(i, _row(call, out.answer, attempts=out.attempts, hedged=out.hedged, started_at=out.started,
+                out = await self._attempts(model, limits, store, key, lambda: self._complete(request, timeout), hedger, secrets)
+                finish(i, _row(call, out.answer, attempts=out.attempts, hedged=out.hedged, started_at=out.started, total_s=out.total_s,
                                transport=transports[model], error=None if out.error is None else str(out.error),
                                error_type=None if out.error is None else out.error.error_type))
             bar.update(1)
 
         queues: dict[Model, deque] = {}
-        for i in pending: queues.setdefault(calls[i].variant.model, deque()).append(i)
+        for i, key in pending: queues.setdefault(calls[i].variant.model, deque()).append((i, key))
         async def worker(queue: deque) -> None:
-            while queue: await one(queue.popleft())
+            while queue: await one(*queue.popleft())
         workers = [worker(q) for m, q in queues.items() for _ in range(min(len(q), _WORKERS_PER_PLACE * limits.places[m]))]
         try:
             async with providers.pooled(): await _until_stopped(workers, stop)
@@ -449,22 +524,29 @@ class Runner:
     async def aembed(self, model: Model | str, texts: Sequence[str], batch_size: int = 256) -> tuple[dict[str, list[float]], float | None]:
         "Embed the distinct `texts` in batches with the engine's policy, cache, limits and retries; raise `ProviderError` if a batch fails."
         model = Model(model) if isinstance(model, str) else model
-        texts = list(dict.fromkeys(texts))
-        if refused := self._refused({model}, kind="embed"): raise providers.ProviderError("policy", str(refused[model]))
+        texts, credentials = list(dict.fromkeys(texts)), _Credentials(self.cache)
+        if refused := self._refused({model}, kind="embed"):
+            raise providers.ProviderError("policy", scrub(str(refused[model]), credentials.secrets(model)))
+        if self.max_input_chars and (longest := max(map(len, texts), default=0)) > self.max_input_chars:
+            raise _too_large(longest, self.max_input_chars, "A text to embed")
         batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        keys = [call_key(model, b, kind="embed") for b in batches]
+        keys = [call_key(model, b, kind="embed", credential=credentials.fingerprint(model)) for b in batches]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         limits, store = self._limits({model}), _CacheWriter(self.cache) if self.cache is not None else None
 
         async def one(batch: list[str], key: str) -> dict:
             if key in hits: return {**hits[key], "cost_usd": 0.0}   # spent before, not now
-            out = await self._attempts(model, limits, store, key, lambda: self._embed(model, batch))
+            out = await self._attempts(model, limits, store, key, lambda: self._embed(model, batch), secrets=credentials.secrets(model))
             if out.error is not None: raise out.error
             return out.answer
         answers = await asyncio.gather(*(one(b, k) for b, k in zip(batches, keys)))
         vectors = {t: v for b, a in zip(batches, answers) for t, v in zip(b, a["vectors"])}
         costs = [a["cost_usd"] for a in answers]
         return vectors, None if any(c is None for c in costs) else float(sum(costs))
+
+    def cache_key(self, call: Call) -> str:
+        "The key of `call`'s answer in this runner's cache: `Call.key`, with the fingerprint of its model's credentials when it has some."
+        return _Credentials(self.cache).cache_key(call)
 
     def _limits(self, models: Iterable[Model]) -> _Limits:
         return _Limits(self.concurrency, self.model_concurrency, self.rpm, models)
@@ -475,17 +557,22 @@ class Runner:
         return self._hedgers[model]
 
     def _refused(self, models: set[Model], kind: str = "chat") -> dict[Model, PolicyError]:
+        "The models the policy refuses (by the provider and the endpoint they really reach), with why; raise for an unknown model."
+        endpoints_checked = self.allow_endpoints.strip() != "*" or bool(self.deny_endpoints.strip())
         refused = {}
         for m in models:
-            try: check_model_policy(m.id, self.allow_models, self.deny_models)
+            try:
+                check_model_policy(m.id, self.allow_models, self.deny_models, resolved=providers.resolved_id(m))
+                if endpoints_checked and not m.id.startswith("bench/"):
+                    check_endpoint_policy(providers.endpoint(m), self.allow_endpoints, self.deny_endpoints, m.id)
             except PolicyError as e: refused[m] = e
             else: providers.check_model(m, kind)   # an unknown model is bad input: raise before anything is sent
         return refused
 
     async def _attempts(self, model: Model, limits: _Limits, store: _CacheWriter | None, key: str, send: Callable[[], Awaitable[dict]],
-                        hedger: _Hedger | None = None) -> _Outcome:
-        "Send until an answer (cached before this returns) or the retries run out; a place in flight is held only while a request is out."
-        started, tally = time.time(), _Tally()
+                        hedger: _Hedger | None = None, secrets: Sequence[str] = ()) -> _Outcome:
+        "Send until an answer (scrubbed of `secrets`, cached before this returns) or the retries run out; a place in flight is held only while a request is out."
+        started, tally, first = time.time(), _Tally(), None
         async def duplicate(on_sent: Callable[[], None]) -> dict:   # paced, but outside the concurrency bounds: see _race
             await limits.pacers[model].wait()
             on_sent()
@@ -494,16 +581,18 @@ class Runner:
             try:
                 async with limits.slot(model):
                     await limits.pacers[model].wait()
+                    first = first or time.perf_counter()   # the call's total time runs from its first request
                     answer = await _race(send, duplicate, hedger, tally)
             except providers.ProviderError as e:
                 if not e.retryable or attempt > self.retries:
-                    error = providers.ProviderError(e.error_type, scrub(str(e), secret_values(model._secrets)))
-                    return _Outcome(None, error, tally.requests, tally.hedged, started)
+                    error = providers.ProviderError(e.error_type, scrub(str(e), secrets))
+                    return _Outcome(None, error, tally.requests, tally.hedged, started, time.perf_counter() - first if first else None)
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s, retry_after=e.retry_after))
                 continue
-            answer.update(attempts=tally.requests, hedged=tally.hedged, started_at=started)
+            if isinstance(answer.get("output"), str): answer["output"] = scrub(answer["output"], secrets)
+            answer.update(attempts=tally.requests, hedged=tally.hedged, started_at=started, total_s=time.perf_counter() - first)
             if store is not None: await store.put(key, answer)
-            return _Outcome(answer, None, tally.requests, tally.hedged, started)
+            return _Outcome(answer, None, tally.requests, tally.hedged, started, answer["total_s"])
 
     def _timeout(self, model: Model) -> float: return float(model.params.get("timeout", self.timeout_s))
 

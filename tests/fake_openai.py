@@ -35,7 +35,12 @@ every ``/config`` and ``/reset``, so a test that configures then sends requests 
 the same faults on every run. Model-name prefixes force a fault regardless of the rates:
 ``always500*`` → 500, ``always429*`` → 429, ``slow*`` → a hang of ``hang_s``, ``malformed*`` → a malformed body (all four counted
 in ``faults``). ``always401*`` → 401 whose message quotes the API key the client sent, in full (OpenAI quotes a masked part of it:
-this is the worst case for secret scrubbing); it is not counted in ``faults``.
+this is the worst case for secret scrubbing); it is not counted in ``faults``. ``leak-headers*`` → a normal answer that is the JSON of
+every request header (``Authorization`` and any ``extra_headers`` included): a model that echoes its credentials into its output.
+``leak-error*`` → 400 whose message quotes every request header: an error body holding them.
+Limits: ``max_body`` (bytes, 0: aiohttp's own 1 MiB) answers a larger chat request with 413 in OpenAI's error format, before
+reading it. ``fail_first`` answers the next N chat requests (after ``/config`` or ``/reset``) with 500, then behaves: one fault, then
+success, for retry tests that must not depend on chance.
 
 Speed matters more than features here: the server must not be the bottleneck of a benchmark at
 ~1000 requests/s, so nothing is logged per request (no access log, and never a header or a body:
@@ -101,6 +106,8 @@ class FaultConfig:
     retry_after: float = 1.0  # seconds advertised by a 429
     embed_rate_500: float = 0.0  # share of embedding requests answered 500 (drawn from a second RNG: the chat faults stay as they were)
     seed: int = 0
+    max_body: float = 0.0  # bytes; a larger chat request gets 413 (0: no limit of ours)
+    fail_first: int = 0  # the next N chat requests get 500, then none (reset by every /config and /reset)
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
         """A copy with `changes` applied; ValueError naming the problem if any is invalid."""
@@ -110,9 +117,10 @@ class FaultConfig:
             raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
         for key, value in changes.items():
             # bool is an int subclass: reject it, `"rate_500": true` is a mistake, not 1.0
-            wanted = int if key == "seed" else (int, float)
+            whole = key in ("seed", "fail_first")
+            wanted = int if whole else (int, float)
             if isinstance(value, bool) or not isinstance(value, wanted):
-                raise ValueError(f"{key} must be {'an integer' if key == 'seed' else 'a number'}, got {value!r}")
+                raise ValueError(f"{key} must be {'an integer' if whole else 'a number'}, got {value!r}")
             if key != "seed" and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
         new = replace(self, **changes)
@@ -174,6 +182,11 @@ def _error(status: int, message: str, type_: str, code: str | None, headers: dic
     return web.json_response(body, status=status, headers=headers)
 
 
+def _headers(request: web.Request) -> str:
+    """Every header of `request` as JSON: what a careless server echoes (credentials included)."""
+    return json.dumps(dict(request.headers), sort_keys=True)
+
+
 def _sse(payload: dict[str, Any] | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
@@ -187,6 +200,7 @@ class FakeOpenAI:
         self.rng = random.Random(config.seed)
         self.embed_rng = random.Random(config.seed)
         self.inflight = 0  # survives resets: requests in flight are still in flight
+        self.fail_left = config.fail_first
         self._clear_counters()
 
     def _clear_counters(self) -> None:
@@ -206,6 +220,7 @@ class FakeOpenAI:
         self.config = self.config.updated(changes)
         self.rng.seed(self.config.seed)
         self.embed_rng.seed(self.config.seed)
+        self.fail_left = self.config.fail_first
 
     def stats(self) -> dict[str, Any]:
         """``requests``: chat requests received (control endpoints excluded); ``completed``: normal
@@ -269,6 +284,9 @@ class FakeOpenAI:
             self.inflight -= 1
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self.config.max_body and (request.content_length or 0) > self.config.max_body:
+            return _error(413, f"Request Entity Too Large: the body is {request.content_length} bytes, over this server's limit of "
+                               f"{self.config.max_body:g} bytes.", "invalid_request_error", "request_too_large")
         try:
             body = await request.json()
             model, messages = self._validate(body)
@@ -278,6 +296,9 @@ class FakeOpenAI:
         self._remember(model, messages)
         # Always draw, whatever the model, so the fault sequence depends only on request order.
         fault = self._fault(model, self.rng.random())
+        if self.fail_left > 0 and not fault:
+            self.fail_left -= 1
+            fault = "500"
         cfg = self.config  # a /config arriving while this request sleeps must not change it halfway
         if fault:
             self.faults[fault] += 1
@@ -285,6 +306,8 @@ class FakeOpenAI:
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
 
+        if model.startswith("leak-error"):
+            return _error(400, f"Bad request; the headers were {_headers(request)}", "invalid_request_error", None)
         if model.startswith("always401"):
             key = request.headers.get("Authorization", "").removeprefix("Bearer ")
             return _error(401, f"Incorrect API key provided: {key}. You can find your API key at "
@@ -306,6 +329,9 @@ class FakeOpenAI:
             await asyncio.sleep(cfg.hang_s)
 
         answer, usage = self._answer(model, messages)
+        if model.startswith("leak-headers"):
+            answer = f"headers: {_headers(request)}"
+            usage = {**usage, "completion_tokens": len(answer.split()), "total_tokens": usage["prompt_tokens"] + len(answer.split())}
         completion_id = f"chatcmpl-fake-{self.requests}"
         if stream:
             options = body.get("stream_options")

@@ -24,7 +24,7 @@ from llmops_bench.runner import ResponseCache, ResultsWriter, Runner, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = lb.Prompt("q", "Question {{n}}: what is {{n}} plus one?")
-TIMINGS = ["latency_s", "ttft_s", "started_at"]
+TIMINGS = ["latency_s", "ttft_s", "started_at", "total_s"]
 TRANSPORTS = ["auto", "litellm"]   # the lean path (for openai/ models), and everything through litellm
 
 
@@ -208,10 +208,10 @@ def test_answers_reach_the_cache_in_batches_and_before_their_rows(fake_server, t
     cache = ResponseCache(tmp_path/"cache.sqlite")
     commits, put_many = [], cache.put_many
     cache.put_many = lambda items: (commits.append(len(items)), put_many(items))
-    calls = plan(PROMPT, model(fake_server), cases(300))
-    key, reader = {c.case.id: c.key for c in calls}, ResponseCache(tmp_path/"cache.sqlite")   # a second connection
+    calls, runner = plan(PROMPT, model(fake_server), cases(300)), Runner(concurrency=50, cache=cache, progress=False)
+    key, reader = {c.case.id: runner.cache_key(c) for c in calls}, ResponseCache(tmp_path/"cache.sqlite")   # a second connection
     on_disk = []
-    lb.runner.run_sync(lambda: Runner(concurrency=50, cache=cache, progress=False).arun(
+    lb.runner.run_sync(lambda: runner.arun(
         calls, on_row=lambda row: on_disk.append(key[row["case_id"]] in reader.get_many([key[row["case_id"]]]))))
     assert len(on_disk) == 300 and all(on_disk)            # each answer was committed before its row was reported
     assert sum(commits) == 300 and len(commits) < 300      # in fewer transactions than answers
