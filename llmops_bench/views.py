@@ -27,7 +27,7 @@ __all__ = ['STYLE', 'ERROR_WORDS', 'escape', 'output_html', 'note', 'pending', '
 
 # %% ../nbs/08b_views.ipynb #b7c1e002
 STYLE = """<style>
-.lb-widget .widget-html-content, .lb-widget .jupyter-widget-html-content { line-height: 1.45; }
+.lb-widget .widget-html-content, .lb-widget .jupyter-widget-html-content { line-height: 1.45; min-width: 0; }
 .lb-widget .lb-head { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-weight: 600; font-size: 13px; }
 .lb-widget .lb-num { display: inline-block; min-width: 1.5em; padding: 0 3px; margin-right: 6px; border-radius: 3px; text-align: center;
   background: #37474f; color: #fff; font-size: 11px; font-weight: 600; }
@@ -43,8 +43,8 @@ STYLE = """<style>
 .lb-widget table.lb-table td.lb-n { text-align: right; white-space: nowrap; }
 .lb-widget table.lb-table tr:nth-child(even) td { background: #fafbfc; }
 .lb-widget .jupyter-button.lb-cell, .lb-widget .widget-button.lb-cell { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 6;
-  white-space: pre-wrap; overflow: hidden; text-align: left; line-height: 1.35; height: auto; min-height: 3em; padding: 4px 6px;
-  font-size: 12px; color: #1f2933; border-radius: 3px; word-break: break-word; }
+  white-space: pre-wrap; overflow: hidden; text-align: left; line-height: 1.35; height: auto; min-height: 3em; padding: 4px 6px 0;
+  border-bottom: 4px solid transparent; font-size: 12px; color: #1f2933; border-radius: 3px; word-break: break-word; align-self: start; }
 .lb-widget .lb-cell.lb-selected { box-shadow: inset 0 0 0 2px #1976d2; }
 .lb-widget .lb-detail { border: 1px solid #90a4ae; border-left: 4px solid #1976d2; border-radius: 3px; padding: 2px 8px; background: #fbfcfd; }
 </style>"""
@@ -186,7 +186,7 @@ def number_format(column: str) -> Callable[[float], str]:
     "How numbers of `column` read: a rate or share as %, seconds, dollars, a whole count, else 3 significant digits."
     c = str(column)
     if c.endswith(("_rate", "approval", "cached", "hit_rate")): return lambda x: f"{100 * x:.0f}%"
-    if c.endswith("_s"): return lambda x: f"{x:.3f} s" if x < 1 else f"{x:.2f} s"
+    if c.endswith("_s"): return lambda x: f"{x:.2f} s" if x >= 1 else f"{1000 * x:.0f} ms" if x >= 0.001 else f"{1000 * x:.2g} ms"
     if c.endswith("_usd"): return _usd
     if c in ("n", "n_cases", "n_scored", "repeats", "tokens", "rank", "calls", "variants"): return lambda x: f"{x:,.0f}"
     if c.startswith("p_") or c == "p_value": return lambda x: "<0.001" if x < 0.001 else f"{x:.2g}"
@@ -230,7 +230,7 @@ def summary_html(summary, scores: Sequence[str]) -> str:
     return table_html(out, headers={"n_cases": "cases", "error_rate": "errors", "pass_rate": "pass rate", "latency_p50_s": "latency p50",
                                     "latency_p95_s": "latency p95", "cost_usd": "cost", "cached": "from cache"})
 
-# %% ../nbs/08b_views.ipynb #a254b76d
+# %% ../nbs/08b_views.ipynb #afa31063
 def short_names(names: Sequence[str]) -> dict[str, str]:
     "Each name without the ' · '-separated parts that every name shares (what tells them apart); whole when nothing would be left."
     split = [str(n).split(" · ") for n in names]

@@ -65,7 +65,7 @@ def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
     return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
                  **(model._secrets if same else {}), **params)
 
-# %% ../nbs/09_widgets.ipynb #e19f82a8
+# %% ../nbs/09_widgets.ipynb #5c07b789
 _WARM: dict[str, threading.Thread] = {}   # "" warms the engine (once per process); a tracking URI, that store too
 
 def warm_up(settings: Settings, log: bool = True, experiment: str | None = None) -> threading.Thread:
@@ -268,7 +268,7 @@ class SessionRatings:
         if run_id is not None:
             for column, rating, comment in waiting: self.rate(column, rating, comment)
 
-# %% ../nbs/09_widgets.ipynb #11a7491e
+# %% ../nbs/09_widgets.ipynb #0b057f95
 def check_column(column: Column, inputs: Mapping) -> Variant:
     "The variant `column` runs on a case with `inputs`, or the `LlmopsBenchError` saying what to fix in it (nothing is sent)."
     variant = Variant(column.prompt_obj(), column.model_obj())
@@ -286,7 +286,7 @@ def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mappi
         return False
     return [v.name for v in variants if at_fault(v)]
 
-# %% ../nbs/09_widgets.ipynb #03d0cf5c
+# %% ../nbs/09_widgets.ipynb #c6d1a4a2
 def why_stale(column: Column, ran: tuple[str | None, dict] | None, now: tuple[str | None, dict] | None) -> str | None:
     "Why `column`'s output no longer matches the inputs on screen (`ran`: the Run's case id and inputs, `now`: the form's), or None."
     if column.row is None: return None
@@ -606,12 +606,13 @@ class Grid(W.VBox):
         self.table, self.variants, self.case_ids = self.data.table, self.data.variants, self.data.case_ids
         self.page_size, self.page, self.selected, self.shown = page_size, 0, None, list(self.case_ids)
         self.score = _score_picker(self.data.scores, score)
-        self.filter = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all", style={"button_width": "8.5em"})
+        self.filter = W.ToggleButtons(options=["all", "disagreements", "failures"], value="all", style={"button_width": "10em"})
         self.sort = W.Dropdown(options=_sort_choices(self.variants, self.score.value), description="sort", layout=W.Layout(width="18em"))
         self.prev, self.next = (W.Button(icon=i, tooltip=t, layout=W.Layout(width="3em")) for i, t in (("chevron-left", "previous page"),
                                                                                                         ("chevron-right", "next page")))
-        self.count, self.detail = W.HTML(), W.HTML(layout=W.Layout(grid_column="1 / -1"))
-        self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(11em, 1fr) repeat({len(self.variants)}, minmax(15em, 2fr))",
+        self.count, self.detail = W.HTML(), W.HTML(layout=W.Layout(grid_area="auto / 1 / auto / -1"))   # the whole row's width
+        # (grid_area, not grid_column: ipywidgets applies grid_area after grid_column, and an unset grid_area clears it)
+        self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"minmax(10em, 1fr) repeat({len(self.variants)}, minmax(13em, 2fr))",
                                               grid_gap="3px", width="100%", overflow="auto"))
         self._heads = [W.HTML("<b>case</b>")] + [W.HTML(views.column_header(i + 1, v)) for i, v in enumerate(self.variants)]
         self._cells, self._rows, self._keys, self._page = [], [], [], []   # widgets reused from page to page, and what they show
@@ -727,7 +728,7 @@ class Runs(W.VBox):
         self.settings, self.max_sources = settings or load_settings(), max_sources
         self.experiment, self.results, self.summary_frame, self._quiet = experiment or self.settings.experiment, None, None, False
         self._sources, self._choices, self.names = {}, [], {}   # what started each run (read from its spec once); variant → short name
-        self.kind = W.ToggleButtons(options=["all", "evaluations", "Compare sessions"], value="all", style={"button_width": "9em"})
+        self.kind = W.ToggleButtons(options=["all", "evaluations", "Compare sessions"], value="all", style={"button_width": "11em"})
         self.picker = W.SelectMultiple(rows=8, layout=W.Layout(width="100%"))
         self.refresh_button, self.show_button = W.Button(description="Refresh", icon="refresh"), W.Button(description="Show", button_style="primary")
         self.status, self.summary, self.comparison, self.ranking = W.HTML(), W.HTML(), W.HTML(), W.HTML()

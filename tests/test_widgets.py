@@ -45,6 +45,13 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition") -> None:
         time.sleep(0.02)
 
 
+def run_loop(main):
+    """asyncio.run(main()) on a thread of its own: a running event loop like a Jupyter kernel's, whatever loop this thread holds
+    (playwright's sync API leaves one running when the browser tests ran first in the session)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool: return pool.submit(asyncio.run, main()).result()
+
+
 def evaluations(settings: lb.Settings, experiment: str) -> list:
     client = tracking.mlflow_client(settings)
     exp = client.get_experiment_by_name(experiment)
@@ -106,7 +113,7 @@ def test_compare_inside_a_running_loop_does_not_block_and_fills_columns_as_calls
             await asyncio.sleep(0.01)
         return w, returned, ticks
 
-    w, returned, ticks = asyncio.run(main())
+    w, returned, ticks = run_loop(main)
     assert returned < 0.5 and ticks > 20
     order = [name for name, _ in events]
     assert order[:2] == ["column 0", "column 1"] and order[-1] == "finished", order
@@ -122,7 +129,7 @@ def test_wait_works_inside_a_running_event_loop(settings):
         w = Compare(lb.Prompt("raw", "{{question}}"), ["bench/echo"], values={"question": "inside?"}, log=False, settings=settings)
         w.run()
         return w.wait(30)
-    w = asyncio.run(main())
+    w = run_loop(main)
     assert "inside?" in w.columns[0].output.value and "1 of 1 calls finished" in w.status.value
 
 
@@ -432,7 +439,8 @@ def test_save_as_job_runs_under_papermill_to_the_same_table_without_new_calls(se
     import papermill as pm
     cases = tmp_path/"cases.csv"
     pd.read_csv(DEMO, dtype=str).head(3).to_csv(cases, index=False)
-    local = lb.Model("openai/local", api_base=fake_server.base_url, api_key="not-a-real-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")   # the key from the environment, as the job will have it
+    local = lb.Model("openai/local", api_base=fake_server.base_url)
     w = Compare(lb.Prompt("qa", "Context: {{context}}\nQuestion: {{question}}"), ["bench/extractive", local], data=cases,
                 scorers=["icontains(column='answer')", "length(max_words=40)"], experiment="t-job", settings=settings,
                 job_folder=tmp_path/"evals")
@@ -455,7 +463,6 @@ def test_save_as_job_runs_under_papermill_to_the_same_table_without_new_calls(se
     monkeypatch.setenv("LLMOPS_BENCH_ROOT", str(settings.root))
     monkeypatch.setenv("LLMOPS_BENCH_TRACKING_URI", settings.tracking_uri)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")
     out = tmp_path/"out"
     pm.execute_notebook(str(path), str(tmp_path/"executed.ipynb"), parameters={"output_dir": str(out)}, cwd=str(tmp_path),
                         kernel_name="python3", progress_bar=False)
@@ -486,3 +493,39 @@ def test_run_link_points_into_the_ui_of_an_mlflow_server(mlflow_server, tmp_path
     assert f'href="{mlflow_server.url.rstrip("/")}/#/experiments/{exp}/runs/{w.run_id}"' in w.run_info.value
     w.columns[0].up.click()   # ratings go through the server's artifact store too
     assert tracking.read_ratings(w.run_id, settings).rating.tolist() == ["up"]
+
+
+def known_disagreements() -> pd.DataFrame:
+    "12 cases × 6 variants with exactly 4 disagreements; 2 more cases whose scores differ while all pass, 1 whose outputs differ."
+    rows = []
+    for c in range(12):
+        for j in range(6):
+            score = 0.0 if c in (2, 5, 7, 11) and j in (1, 4) else [0.6, 0.7, 0.8, 0.9, 1.0, 0.75][j] if c in (3, 8) else 1.0
+            rows.append({"variant": f"v{j + 1}", "case_id": f"case-{c:02d}", "repeat": 0, "output": f"answer {j}" if c == 9 else "answer",
+                         "error": None, "cached": False, "score.match": score})
+    return pd.DataFrame(rows)
+
+
+def test_grid_disagreements_are_pass_fail_splits():
+    g = Grid(known_disagreements())
+    g.filter.value = "disagreements"
+    assert g.shown == ["case-02", "case-05", "case-07", "case-11"] and "4 of 12 cases (disagreements)" in g.count.value
+    g.filter.value = "failures"
+    assert g.shown == ["case-02", "case-05", "case-07", "case-11"]
+    assert Grid(known_disagreements().drop(columns="score.match")).disagreements() == ["case-09"]   # no score: the outputs differ
+
+
+def test_grid_pages_through_thousands_of_cases():
+    n = 5000
+    table = pd.DataFrame({"variant": ["a", "b", "c"] * n, "case_id": [f"c{i:05d}" for i in range(n) for _ in range(3)],
+                          "output": [f"output {i}" for i in range(3 * n)], "error": [None] * (3 * n), "cached": [False] * (3 * n),
+                          "score.s": [x for i in range(n) for x in (1.0, float(i % 4 > 0), 0.8 if i % 10 else 0.2)]})
+    started = time.monotonic()
+    g = Grid(table)
+    built = time.monotonic() - started
+    g.filter.value = "disagreements"
+    g.sort.value = "mean+"
+    g.next.click()
+    print(f"Grid of {n} cases × 3 variants: built in {built:.2f} s, filtered, sorted and turned a page in {time.monotonic() - started - built:.2f} s")
+    assert "1500 of 5000 cases (disagreements) · showing 21–40 · page 2 of 75" in g.count.value
+    assert len(g._cells) == 20 * 3 and len(g.grid.children) == (1 + 20) * 4   # widgets for one page only, reused
