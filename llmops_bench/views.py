@@ -20,10 +20,10 @@ from .evaluation import Results
 from . import tracking
 
 # %% auto #0
-__all__ = ['STYLE', 'ERROR_WORDS', 'escape', 'output_html', 'note', 'pending', 'stale_note', 'as_number', 'score_colour', 'facts',
-           'word_diff', 'diff_html', 'column_header', 'preview', 'case_html', 'case_heading', 'cell_text',
-           'cell_detail', 'number_format', 'table_html', 'summary_html', 'short_names', 'verdict', 'comparison_html',
-           'ranking_html', 'png', 'session_status', 'not_sent', 'run_link', 'run_info']
+__all__ = ['STYLE', 'ERROR_WORDS', 'escape', 'output_html', 'note', 'pending', 'stale_note', 'as_number', 'seconds',
+           'score_colour', 'facts', 'word_diff', 'diff_html', 'column_header', 'preview', 'case_html', 'case_heading',
+           'cell_text', 'cell_detail', 'number_format', 'table_html', 'summary_html', 'short_names', 'verdict',
+           'comparison_html', 'ranking_html', 'png', 'session_status', 'not_sent', 'run_link', 'run_info']
 
 # %% ../nbs/08b_views.ipynb #b7c1e002
 STYLE = """<style>
@@ -83,6 +83,11 @@ def as_number(value) -> float | None:
     except (TypeError, ValueError): return None
     return None if math.isnan(f) else f
 
+# %% ../nbs/08b_views.ipynb #7adbf6aa
+def seconds(x: float) -> str:
+    "A duration at a glance: '1.25 s', '123 ms', or '0.046 ms' under a millisecond."
+    return f"{x:.2f} s" if x >= 1 else f"{1000 * x:.0f} ms" if x >= 0.001 else f"{1000 * x:.2g} ms"
+
 # %% ../nbs/08b_views.ipynb #d0b6d55b
 def score_colour(value: float | None) -> str:
     "A background colour for a score in [0, 1], red through amber to green; grey when unknown or out of range."
@@ -104,8 +109,8 @@ def facts(row: Mapping) -> str:
         return (f'<div class="lb-error" style="color:#b71c1c;font-size:12px"><b>Failed: {escape(ERROR_WORDS.get(kind, kind))}</b> '
                 f'({escape(kind)}) — {escape(row["error"])}</div>')
     parts = []
-    if (x := as_number(row.get("latency_s"))) is not None: parts.append(f"latency {x:.2f} s")
-    if (x := as_number(row.get("ttft_s"))) is not None: parts.append(f"ttft {x:.2f} s")
+    if (x := as_number(row.get("latency_s"))) is not None: parts.append(f"latency {seconds(x)}")
+    if (x := as_number(row.get("ttft_s"))) is not None: parts.append(f"ttft {seconds(x)}")
     pt, ct = as_number(row.get("prompt_tokens")), as_number(row.get("completion_tokens"))
     if pt is not None or ct is not None: parts.append(f"tokens {int(pt or 0)} in / {int(ct or 0)} out")
     cost = as_number(row.get("cost_usd"))
@@ -186,7 +191,7 @@ def number_format(column: str) -> Callable[[float], str]:
     "How numbers of `column` read: a rate or share as %, seconds, dollars, a whole count, else 3 significant digits."
     c = str(column)
     if c.endswith(("_rate", "approval", "cached", "hit_rate")): return lambda x: f"{100 * x:.0f}%"
-    if c.endswith("_s"): return lambda x: f"{x:.2f} s" if x >= 1 else f"{1000 * x:.0f} ms" if x >= 0.001 else f"{1000 * x:.2g} ms"
+    if c.endswith("_s"): return seconds
     if c.endswith("_usd"): return _usd
     if c in ("n", "n_cases", "n_scored", "repeats", "tokens", "rank", "calls", "variants"): return lambda x: f"{x:,.0f}"
     if c.startswith("p_") or c == "p_value": return lambda x: "<0.001" if x < 0.001 else f"{x:.2g}"
@@ -230,7 +235,7 @@ def summary_html(summary, scores: Sequence[str]) -> str:
     return table_html(out, headers={"n_cases": "cases", "error_rate": "errors", "pass_rate": "pass rate", "latency_p50_s": "latency p50",
                                     "latency_p95_s": "latency p95", "cost_usd": "cost", "cached": "from cache"})
 
-# %% ../nbs/08b_views.ipynb #afa31063
+# %% ../nbs/08b_views.ipynb #9cbfe119
 def short_names(names: Sequence[str]) -> dict[str, str]:
     "Each name without the ' · '-separated parts that every name shares (what tells them apart); whole when nothing would be left."
     split = [str(n).split(" · ") for n in names]

@@ -65,7 +65,7 @@ def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
     return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
                  **(model._secrets if same else {}), **params)
 
-# %% ../nbs/09_widgets.ipynb #5c07b789
+# %% ../nbs/09_widgets.ipynb #65c0a321
 _WARM: dict[str, threading.Thread] = {}   # "" warms the engine (once per process); a tracking URI, that store too
 
 def warm_up(settings: Settings, log: bool = True, experiment: str | None = None) -> threading.Thread:
@@ -268,7 +268,7 @@ class SessionRatings:
         if run_id is not None:
             for column, rating, comment in waiting: self.rate(column, rating, comment)
 
-# %% ../nbs/09_widgets.ipynb #0b057f95
+# %% ../nbs/09_widgets.ipynb #a79006db
 def check_column(column: Column, inputs: Mapping) -> Variant:
     "The variant `column` runs on a case with `inputs`, or the `LlmopsBenchError` saying what to fix in it (nothing is sent)."
     variant = Variant(column.prompt_obj(), column.model_obj())
@@ -286,7 +286,7 @@ def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mappi
         return False
     return [v.name for v in variants if at_fault(v)]
 
-# %% ../nbs/09_widgets.ipynb #c6d1a4a2
+# %% ../nbs/09_widgets.ipynb #7facc5b8
 def why_stale(column: Column, ran: tuple[str | None, dict] | None, now: tuple[str | None, dict] | None) -> str | None:
     "Why `column`'s output no longer matches the inputs on screen (`ran`: the Run's case id and inputs, `now`: the form's), or None."
     if column.row is None: return None
