@@ -17,7 +17,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
+from .core import ENGINE_RANGES, Dataset, LlmopsBenchError, Model, Prompt, Settings, check_engine_number, load_settings
 from .runner import Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
 from .scorers import apply_scorers, as_scorers, check_columns
 from .stats import summarize
@@ -129,10 +129,11 @@ def evaluation_spec(calls: Sequence[Call], dataset: Dataset, scorers: Sequence, 
                        for v in {v.model: v for v in variants}.values()],
             "dataset": {"source": dataset.source, "digest": dataset.digest, "size": len(dataset), "columns": dataset.columns},
             "scorers": [s.name for s in scorers], "scorer_code": list(scorer_code), "repeats": repeats,
-            "policy": {"allow_models": runner.allow_models, "deny_models": runner.deny_models},
+            "policy": {"allow_models": runner.allow_models, "deny_models": runner.deny_models,
+                       "allow_endpoints": runner.allow_endpoints, "deny_endpoints": runner.deny_endpoints},
             "engine": {"concurrency": runner.concurrency, "model_concurrency": runner.model_concurrency, "retries": runner.retries,
                        "timeout_s": runner.timeout_s, "rpm": runner.rpm, "stream": runner.stream, "cache": runner.cache is not None,
-                       "transport": runner.transport, "hedge": runner.hedging is not None},
+                       "transport": runner.transport, "hedge": runner.hedging is not None, "max_input_chars": runner.max_input_chars},
             "versions": _versions()}
     return spec
 
@@ -266,11 +267,12 @@ def _unspent(table, calls: Sequence[Call]) -> float | None:
     return total
 
 # %% ../nbs/08_evaluation.ipynb #d8768f26
-_COUNTS = {"repeats": 1, "concurrency": 1, "model_concurrency": 1, "batch": 1, "min_cases": 1, "retries": 0, "limit": 0}
+_COUNTS = {"repeats": 1, "batch": 1, "min_cases": 1, "limit": 0}   # evaluate's own; the engine's ranges are core.ENGINE_RANGES
 
 def check_arguments(arguments: Mapping[str, Any]) -> None:
     "Raise for a value `evaluate` would refuse, by name: counts, `model`/`models` ids, `scorers` (code text), `variants`, `stop`."
     for name, value in arguments.items():
+        if name in ENGINE_RANGES: check_engine_number(name, value)
         if name in _COUNTS and (isinstance(value, bool) or not isinstance(value, int) or value < _COUNTS[name]):
             raise LlmopsBenchError(f"{name} must be a whole number ≥ {_COUNTS[name]}, got {value!r}.")
         if name in ("model", "models"):
