@@ -24,7 +24,7 @@ from .views import escape, note
 # %% auto #0
 __all__ = ['prompt_text', 'prompt_from_text', 'parse_model_settings', 'model_from_text', 'warm_up', 'Column', 'CaseForm',
            'DiffView', 'SessionRatings', 'check_column', 'faulty_variants', 'why_stale', 'ColumnRow', 'JobBar',
-           'Compare', 'CaseScores', 'Grid', 'combine_runs', 'run_source', 'run_choices', 'Runs']
+           'StatusLine', 'Compare', 'CaseScores', 'Grid', 'combine_runs', 'run_source', 'run_choices', 'Runs']
 
 # %% ../nbs/09_widgets.ipynb #cadec829
 def prompt_text(prompt: Prompt) -> str:
@@ -65,7 +65,7 @@ def model_from_text(model: Model, model_id: str, settings_text: str) -> Model:
     return Model(mid, concurrency=model.concurrency if same else None, rpm=model.rpm if same else None,
                  **(model._secrets if same else {}), **params)
 
-# %% ../nbs/09_widgets.ipynb #65c0a321
+# %% ../nbs/09_widgets.ipynb #39d2e046
 _WARM: dict[str, threading.Thread] = {}   # "" warms the engine (once per process); a tracking URI, that store too
 
 def warm_up(settings: Settings, log: bool = True, experiment: str | None = None) -> threading.Thread:
@@ -268,7 +268,7 @@ class SessionRatings:
         if run_id is not None:
             for column, rating, comment in waiting: self.rate(column, rating, comment)
 
-# %% ../nbs/09_widgets.ipynb #a79006db
+# %% ../nbs/09_widgets.ipynb #527ef98a
 def check_column(column: Column, inputs: Mapping) -> Variant:
     "The variant `column` runs on a case with `inputs`, or the `LlmopsBenchError` saying what to fix in it (nothing is sent)."
     variant = Variant(column.prompt_obj(), column.model_obj())
@@ -286,7 +286,7 @@ def faulty_variants(error: Exception, variants: Sequence[Variant], inputs: Mappi
         return False
     return [v.name for v in variants if at_fault(v)]
 
-# %% ../nbs/09_widgets.ipynb #7facc5b8
+# %% ../nbs/09_widgets.ipynb #84746fde
 def why_stale(column: Column, ran: tuple[str | None, dict] | None, now: tuple[str | None, dict] | None) -> str | None:
     "Why `column`'s output no longer matches the inputs on screen (`ran`: the Run's case id and inputs, `now`: the form's), or None."
     if column.row is None: return None
@@ -387,6 +387,22 @@ class JobBar(W.VBox):
         self.status.value = f'wrote <code>{escape(path)}</code>; run it with <code>papermill {escape(path)} out.ipynb</code>'
         return path
 
+# %% ../nbs/09_widgets.ipynb #49636718
+class StatusLine:
+    "A Run's status line (an `HTML` widget): updated while the Run goes on; its final word is never overwritten until the next Run."
+    def __init__(self, html: W.HTML):
+        self.html, self.final, self._lock = html, True, threading.Lock()
+
+    def begin(self) -> None:
+        "A new Run: the line may change again."
+        with self._lock: self.final = False
+
+    def say(self, text: str, final: bool = False) -> None:
+        "Show `text`, unless the Run's final word is already there; `final` makes this the final word."
+        with self._lock:
+            if self.final and not final: return
+            self.html.value, self.final = text, final
+
 # %% ../nbs/09_widgets.ipynb #fdc14dfe
 class Compare(W.VBox):
     "Side-by-side comparison of prompts × models: edit, Run in the background, see outputs arrive, rate, diff, log to MLflow, save as a job."
@@ -401,7 +417,7 @@ class Compare(W.VBox):
         self.engine = {"concurrency": concurrency, "model_concurrency": model_concurrency, "rpm": rpm, "retries": retries, "timeout_s": timeout_s}
         self.job_folder = Path(job_folder) if job_folder else self.settings.root/"nbs"/"evals"
         self.results, self.run_id, self._ratings, self._thread = None, None, SessionRatings(self.settings), None
-        self._stop, self._done, self._lock, self._final = threading.Event(), threading.Event(), threading.Lock(), True
+        self._stop, self._done = threading.Event(), threading.Event()
         self._ran, self._refused, self._arrived = None, [], 0   # the last Run's (case id, inputs), columns not sent, rows come
         self.form, options = CaseForm(data, values, on_change=self._mark_stale), [*OFFLINE_MODELS, *(model.id for model in models)]
         self.side_by_side = ColumnRow([Column(p, m, options, self._edited, self._rate, i + 1)
@@ -409,7 +425,7 @@ class Compare(W.VBox):
         self.columns, self.diff_view = self.side_by_side.columns, DiffView(self.side_by_side.columns)
         self.jobs = JobBar(f"compare-{'-'.join(dict.fromkeys(p.name for p in prompts))}", self.save_job)
         self.run_button, self.stop_button, self.log_box, self.status, self.run_info = _run_controls(log)
-        self.stale_note = W.HTML()
+        self.stale_note, self._status = W.HTML(), StatusLine(self.status)
         self.run_button.on_click(lambda _: self.run()); self.stop_button.on_click(lambda _: self.stop())
         super().__init__([_style(), self.form, self.side_by_side, W.HBox([self.run_button, self.stop_button, self.log_box]), self.status,
                           self.stale_note, self.run_info, self.diff_view, self.jobs], layout=W.Layout(width="100%"))
@@ -449,7 +465,7 @@ class Compare(W.VBox):
 
     def stop(self) -> None:
         "Cancel the calls still in flight; what finished is kept, scored and logged."
-        if self.running: self._stop.set(); self._say(views.pending("stopping…"))
+        if self.running: self._stop.set(); self._status.say(views.pending("stopping…"))
 
     def wait(self, timeout: float = 120) -> Compare:
         "Block until the Run ends (a script, a test, or a cell that needs the results; works inside a running Jupyter kernel)."
@@ -458,23 +474,18 @@ class Compare(W.VBox):
         return self
 
     def _begin(self) -> None:   # a new Run: nothing of the last one stays on screen
-        with self._lock: self._final = False
+        self._status.begin()
         self.results = self.run_id = self._ran = None
         self.run_info.value = self.diff.value = self.stale_note.value = ""
         self._ratings.logged(None)
         self._stop, self._done, self._arrived = threading.Event(), threading.Event(), 0
         self.run_button.disabled, self.stop_button.disabled = True, False
 
-    def _say(self, html: str, final: bool = False) -> None:   # the status line; the final word of a Run is never overwritten
-        with self._lock:
-            if self._final and not final: return
-            self.status.value, self._final = html, final
-
     def _tick(self, calls: int, started: float) -> None:   # the clock thread: elapsed time while the Run is under way
         while True:
             rest = "stopping" if self._stop.is_set() else f"running {calls} call{'s' if calls > 1 else ''}" if self._arrived < calls else \
                 f"{calls} of {calls} calls finished · scoring{' and logging to MLflow' if self.log_box.value else ''}"
-            self._say(views.pending(f"{rest}… {time.monotonic() - started:.1f} s"))
+            self._status.say(views.pending(f"{rest}… {time.monotonic() - started:.1f} s"))
             if self._done.wait(0.2): return
 
     def _on_row(self, row: Mapping) -> None:   # evaluate's on_row, on the engine's thread
@@ -501,7 +512,7 @@ class Compare(W.VBox):
 
     def _end(self, final: str) -> None:
         self._done.set()
-        self._say(final, final=True)
+        self._status.say(final, final=True)
         self.run_button.disabled, self.stop_button.disabled = False, True
         self._mark_stale()
 
@@ -629,8 +640,8 @@ class Grid(W.VBox):
 
     def render(self, page: int = 0) -> None:
         "Redraw page `page` of the cases the filter keeps, in the chosen order."
-        chosen = {"all": self.case_ids, "disagreements": self.disagreements, "failures": self.failures}[self.filter.value]
-        self.shown = self.data.order(chosen if isinstance(chosen, list) else chosen(), self.sort.value, self.score.value)
+        cases = {"all": lambda: self.case_ids, "disagreements": self.disagreements, "failures": self.failures}[self.filter.value]()
+        self.shown = self.data.order(cases, self.sort.value, self.score.value)
         pages = max(1, -(-len(self.shown) // self.page_size))
         self.page = min(max(page, 0), pages - 1)
         self._page = self.shown[self.page * self.page_size:(self.page + 1) * self.page_size]

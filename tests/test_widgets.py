@@ -267,8 +267,8 @@ def test_stop_always_ends_in_a_final_status(settings, fake_server):
         assert w.run_button.disabled is False and w.stop_button.disabled is True
     print(f"final lines seen: {sorted(set(f.split(' · ')[0] for f in finals))}")
     # the end of a Run and a late Stop crossing: the final line stays
-    w._say("3 of 3 calls finished", final=True)
-    w._say(lb.views.pending("stopping…"))
+    w._status.say("3 of 3 calls finished", final=True)
+    w._status.say(lb.views.pending("stopping…"))
     assert w.status.value == "3 of 3 calls finished"
 
 
