@@ -12,7 +12,7 @@ import textwrap
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .core import LlmopsBenchError
 from .stats import summary_scores
@@ -114,10 +114,21 @@ def _usd(x: float, _=None) -> str:
     return f"${x:,.0f}" if x >= 1000 else f"${np.format_float_positional(x, precision=3, fractional=False, trim='-')}"   # $0.00005, never $5e-05
 
 def _label_points(ax, xs, ys, names, right_of: float, width: int = 24) -> None:
-    for x, y, name in zip(xs, ys, names):
+    "One label per point, or per group of points that coincide; labels that would overprint each other are pushed apart."
+    groups: dict = {}
+    for x, y, name in zip(xs, ys, names): groups.setdefault((round(float(x), 12), round(float(y), 6)), []).append(name)
+    lo, hi = (float(np.nanmin(ys)), float(np.nanmax(ys))) if len(ys) else (0.0, 1.0)
+    span = 1.0 if 0 <= lo and hi <= 1 else (hi - lo) or 1.0   # scores in [0, 1] are drawn on a 0-1 axis
+    placed: list[tuple[bool, float, float]] = []   # (left side, y, vertical offset in points) of the labels drawn so far
+    for (x, y), members in sorted(groups.items(), key=lambda g: g[0][1]):
         left = x > right_of          # labels of points in the right part of the plot go to their left
-        ax.annotate(short_label(name, width), (x, y), xytext=(-7 if left else 7, 0), textcoords="offset points",
-                    ha="right" if left else "left", va="center", fontsize=8, color=_INK)
+        text = (short_label(members[0], width) if len(members) == 1 else       # alone: wrapped on two lines; together: one line each
+                "\n".join(short_label(n, width + 16, 1) for n in members[:3]) + (f"\n+{len(members) - 3} more" if len(members) > 3 else ""))
+        near = [o for side, yy, o in placed if side == left and abs(yy - y) <= 0.04 * span]
+        offset = (max(near) + 9 * (text.count("\n") + 1)) if near else 0.0
+        placed.append((left, y, offset))
+        ax.annotate(text, (x, y), xytext=(-7 if left else 7, offset), textcoords="offset points", ha="right" if left else "left",
+                    va="center", fontsize=8, color=_INK, arrowprops=dict(arrowstyle="-", color=_GRID, lw=0.6) if offset else None)
 
 def cost_vs_quality(summary, score: str | None = None) -> Figure:
     "Scatter of each variant's total cost (spent + saved by the cache) against its mean score; unpriced variants drawn apart."
@@ -165,6 +176,13 @@ def _boxplot(ax, data, positions) -> None:
                capprops=dict(color=_ACCENT, linewidth=1.1),
                flierprops=dict(marker="o", markersize=3, markerfacecolor=_MUTED, markeredgecolor="none", alpha=0.7))
 
+def _duration(seconds: float) -> str:
+    "A latency for people: µs below a millisecond, ms below a second, else seconds."
+    if seconds <= 0: return "0"
+    if seconds < 1e-3: return f"{seconds * 1e6:.3g} µs"
+    if seconds < 1: return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
 def latency(results) -> Figure:
     "Box plot of `latency_s` per variant over successful calls, with p50 and p95 marked and written."
     _require(results, ["variant", "latency_s"], "results table")
@@ -180,7 +198,7 @@ def latency(results) -> Figure:
         p95 = [np.quantile(data[i], 0.95) for i in rows]
         ax.plot(p95, rows, linestyle="none", marker="D", markersize=6, color=_ACCENT_2, zorder=4)
     for i, d in enumerate(data):
-        note = (f"p50 {np.quantile(d, 0.5):.2f} s · p95 {np.quantile(d, 0.95):.2f} s · n={d.size}" if d.size
+        note = (f"p50 {_duration(np.quantile(d, 0.5))} · p95 {_duration(np.quantile(d, 0.95))} · n={d.size}" if d.size
                 else "no successful call")
         ax.text(1.01, i, note, transform=ax.get_yaxis_transform(), va="center", fontsize=8.5, color=_INK if d.size else _MUTED)
     done = [d for d in data if d.size]
@@ -190,12 +208,14 @@ def latency(results) -> Figure:
     if log:
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.5, hi * 1.5)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    else: ax.set_xlim(0, hi * 1.05)
+    else:
+        ax.set_xlim(0, hi * 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _duration(x)))   # 0.25 ms, 40 ms, 1.2 s: never 0.000250
     ax.set_ylim(max(len(variants), 1) - 0.5, -0.5)
     if not variants: ax.text(0.5, 0, "no calls", ha="center", va="center", transform=ax.get_xaxis_transform(), color=_MUTED)
     ax.set_yticks(range(len(variants)), [short_label(v) for v in variants])
-    ax.set_xlabel(f"latency per call (s{', log scale' if log else ''})", color=_INK)
+    ax.set_xlabel(f"latency per call{' (log scale)' if log else ''}", color=_INK)
     _style(ax, "x")
     n_failed = int(np.sum(failed))
     _title(ax, "Latency by variant", f"successful calls only{f' ({n_failed} failed left out)' if n_failed else ''} · box: middle half · line: p50 · diamond: p95")
