@@ -32,10 +32,10 @@ from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_setting
 __all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG',
            'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError', 'check_reachable',
            'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment',
-           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'who',
-           'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url',
-           'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord',
-           'read_job', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run', 'prompt_alias',
+           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'cases_html',
+           'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating',
+           'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run',
+           'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run', 'prompt_alias',
            'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion', 'read_traces', 'audit_table',
            'log_report']
 
@@ -320,9 +320,36 @@ def _log_evaluation_files(client, parent: str, results, summary, spec: dict, fig
     client.log_table(parent, summary, "summary.json")
     client.log_dict(parent, spec, "spec.json")
     for name, fig in (figures or {}).items(): client.log_figure(parent, fig, f"plots/{name}")
+    client.log_text(parent, cases_html(results), "cases.html")
     with tempfile.TemporaryDirectory() as tmp:
         results.to_parquet(Path(tmp)/"results.parquet", index=False)
         client.log_artifact(parent, str(Path(tmp)/"results.parquet"))
+
+# %% ../nbs/07_tracking.ipynb #14d03009
+def cases_html(results, max_cases: int = 500, max_chars: int = 2000) -> str:
+    "An HTML page of cases × variants, each cell the (escaped) output and its scores; the first `max_cases` cases."
+    import html as H
+    import pandas as pd
+    scores = [c for c in results.columns if c.startswith("score.")]
+    variants = list(dict.fromkeys(results["variant"]))
+    cases = list(dict.fromkeys(results["case_id"]))[:max_cases]
+    first = results.drop_duplicates(["case_id", "variant"]).set_index(["case_id", "variant"])
+    def cell(case, variant) -> str:
+        if (case, variant) not in first.index: return "<td></td>"
+        r = first.loc[(case, variant)]
+        text = r["output"] if isinstance(r["output"], str) else f"error ({r.get('error_type')}): {r.get('error')}"
+        marks = " · ".join(f"{c[6:]} {r[c]:.3g}" for c in scores if pd.notna(r[c]))
+        return f"<td><pre>{H.escape(text[:max_chars])}</pre><div class=s>{H.escape(marks)}</div></td>"
+    inputs = [c for c in results.columns if c.startswith("input.")]
+    def case_cell(case) -> str:
+        r = first.loc[case].iloc[0] if isinstance(first.loc[case], pd.DataFrame) else first.loc[case]
+        return f"<th>{H.escape(str(case))}<div class=s>{'<br>'.join(H.escape(f'{c[6:]}: {str(r[c])[:300]}') for c in inputs)}</div></th>"
+    head = "".join(f"<th>{H.escape(v)}</th>" for v in variants)
+    body = "".join(f"<tr>{case_cell(c)}{''.join(cell(c, v) for v in variants)}</tr>" for c in cases)
+    more = f"<p>{len(dict.fromkeys(results['case_id'])) - len(cases)} more cases in results.json.</p>" if len(cases) < results["case_id"].nunique() else ""
+    style = ("body{font:13px system-ui,sans-serif}table{border-collapse:collapse}td,th{border:1px solid #dde3e8;padding:4px;vertical-align:top;"
+             "text-align:left;max-width:28em}pre{white-space:pre-wrap;margin:0;font:12px monospace}.s{color:#52606d;font-size:11px;font-weight:normal}")
+    return f"<!doctype html><meta charset=utf-8><style>{style}</style><table><tr><th>case</th>{head}</tr>{body}</table>{more}"
 
 # %% ../nbs/07_tracking.ipynb #d9fcbedd
 def who() -> dict[str, str]:

@@ -167,6 +167,16 @@ def test_evaluation_is_one_parent_run_with_params_metrics_and_artifacts(logged):
     assert len(table_rows(client, r.run_id, "summary.json")) == 4
 
 
+def test_the_parent_has_a_case_by_case_page_the_ui_can_show(logged):
+    "cases.html: cases × variants with each output and its scores, escaped, on the embedded store and through a real server."
+    client, r = logged.store.client, logged.results
+    with tempfile.TemporaryDirectory() as d:
+        page = Path(client.download_artifacts(r.run_id, "cases.html", d)).read_text()
+    assert page.count("<tr>") == 1 + 12 and all(v.replace("·", "&middot;") in page or v in page for v in r.variants)
+    assert r.results.output.iloc[0][:30].replace("'", "&#x27;") in page and "contains " in page
+    assert "<script" not in page.lower()
+
+
 def test_one_child_run_per_variant_with_its_own_rows(logged):
     client, r = logged.store.client, logged.results
     parent = client.get_run(r.run_id)
