@@ -357,3 +357,22 @@ def test_mlflow_run_page(page, mlflow_server, tmp_path):
     path = shot(tmp_path, "mlflow-run.png")
     page.screenshot(path=str(path))
     print(f"screenshot: {path} ({path.stat().st_size // 1024} KB)")
+    # the case-by-case page in the UI's artifact viewer (an HTML preview in a frame): outputs shown, markup as text, never run
+    hostile = lb.evaluate(lb.Prompt("x", "{{q}}"), "bench/echo", [{"q": "<script>window.__xss = 1</script> Paris is in France."}],
+                          experiment="e2e-mlflow-page", progress=False, settings=settings)
+    def artifact_page(run):
+        viewer = page.context.new_page()
+        viewer.set_viewport_size({"width": 1400, "height": 900})
+        viewer.goto(tracking.run_url(run.run_id, settings)[1] + "/artifacts/cases.html")
+        return viewer, viewer.frame_locator("iframe").first
+    viewer, frame = artifact_page(hostile)
+    frame.get_by_text("window.__xss = 1").first.wait_for(timeout=60_000)                  # the markup, shown as text ...
+    assert all(f.evaluate("typeof window.__xss") == "undefined" for f in viewer.frames)  # ... and never run
+    viewer.close()
+    viewer, frame = artifact_page(ev)
+    frame.get_by_text(ev.variants[0]).first.wait_for(timeout=60_000)
+    assert frame.locator("tr").count() == 1 + 12                                         # a row per case
+    page = viewer
+    cases = shot(tmp_path, "mlflow-cases.png")
+    page.screenshot(path=str(cases), full_page=False)
+    print(f"screenshot: {cases} ({cases.stat().st_size // 1024} KB)")
