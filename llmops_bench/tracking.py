@@ -415,15 +415,18 @@ def log_evaluation(results, spec: dict, summary, experiment: str | None = None, 
     return parent
 
 # %% ../nbs/07_tracking.ipynb #d17168c7
+def _newest_runs(experiment: str | None, settings: Settings | None, where: str, max_results: int) -> list:
+    "The runs of `experiment` matching `where`, newest first; an experiment that does not exist is an error saying so."
+    settings = settings or load_settings()
+    client, name = mlflow_client(settings), experiment_name(experiment, settings)
+    found = client.get_experiment_by_name(name)
+    if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}; evaluate with experiment={name!r} first.")
+    return client.search_runs([found.experiment_id], where, max_results=max_results, order_by=["attributes.start_time DESC"])
+
 def list_runs(experiment: str | None = None, settings: Settings | None = None, max_results: int = 1000):
     "One row per evaluation and per variant run of `experiment`: ids, kind, variant, status, start time, params.*, metrics.*."
     import pandas as pd
-    settings = settings or load_settings()
-    client = mlflow_client(settings)
-    name = experiment_name(experiment, settings)
-    found = client.get_experiment_by_name(name)
-    if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}; evaluate with experiment={name!r} first.")
-    runs = client.search_runs([found.experiment_id], f"tags.`{KIND_TAG}` != ''", max_results=max_results, order_by=["attributes.start_time DESC"])
+    runs = _newest_runs(experiment, settings, f"tags.`{KIND_TAG}` != ''", max_results)
     rows = [{"run_id": r.info.run_id, "parent_run_id": r.data.tags.get("mlflow.parentRunId"), "kind": r.data.tags.get(KIND_TAG),
              "variant": r.data.tags.get("llmops_bench.variant"), "status": r.info.status,
              "start_time": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC"),
@@ -786,13 +789,7 @@ def _audit_row(r) -> dict:
 def audit_table(experiment: str | None = None, settings: Settings | None = None, max_results: int = 5000):
     "One row per evaluation run of `experiment`, newest first: who, when, code, versions, prompts, models, policy, decisions (reads MLflow)."
     import pandas as pd
-    settings = settings or load_settings()
-    client = mlflow_client(settings)
-    name = experiment_name(experiment, settings)
-    found = client.get_experiment_by_name(name)
-    if found is None: raise LlmopsBenchError(f"No experiment {name!r} at {client.tracking_uri}; evaluate with experiment={name!r} first.")
-    runs = client.search_runs([found.experiment_id], f"tags.`{KIND_TAG}` = 'evaluation'", max_results=max_results,
-                              order_by=["attributes.start_time DESC"])
+    runs = _newest_runs(experiment, settings, f"tags.`{KIND_TAG}` = 'evaluation'", max_results)
     return pd.DataFrame([_audit_row(r) for r in runs], columns=AUDIT_COLUMNS)
 
 # %% ../nbs/07_tracking.ipynb #11607584
