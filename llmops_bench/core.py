@@ -389,6 +389,7 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self):
+        self.root = Path(self.root)   # Settings(root="...") as text works like a Path
         for name in ENGINE_RANGES:
             if hasattr(self, name):
                 check_engine_number(name, getattr(self, name), label=f"Setting {name!r}",
