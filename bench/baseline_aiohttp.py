@@ -8,7 +8,6 @@ retries, no rows, no cost. `bench/throughput.py` reads `lb.evaluate()` against i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -36,22 +35,9 @@ async def plain_aiohttp_loop(base_url: str, n: int, concurrency: int, model: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.05, help="the fake server's seconds per answer")
-    args = parser.parse_args()
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
-    from tests.fake_openai import FakeOpenAIServer
-
-    with FakeOpenAIServer(latency=args.latency) as server:
-        asyncio.run(plain_aiohttp_loop(server.base_url, args.concurrency, args.concurrency))  # warm-up
-        server.reset()
-        elapsed = asyncio.run(plain_aiohttp_loop(server.base_url, args.n, args.concurrency))
-    ideal = args.n * args.latency / args.concurrency
-    print(f"plain aiohttp: n={args.n} concurrency={args.concurrency} latency={args.latency}s")
-    print(f"  elapsed {elapsed:.2f} s ({args.n / elapsed:.0f} calls/s), ideal {ideal:.2f} s, {elapsed / ideal:.2f}x ideal")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench/
+    from bench.standalone import measure
+    measure(plain_aiohttp_loop, "plain aiohttp", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

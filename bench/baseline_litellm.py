@@ -9,7 +9,6 @@ On a small box litellm's per-call CPU, not the server, sets the pace.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -39,26 +38,9 @@ async def bare_litellm_loop(base_url: str, n: int, concurrency: int, model: str 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.05, help="the fake server's seconds per answer")
-    args = parser.parse_args()
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
-    from tests.fake_openai import FakeOpenAIServer
-
-    with FakeOpenAIServer(latency=args.latency) as server:
-        # Warm-up outside the measurement: litellm's import, client creation and connection set-up.
-        asyncio.run(bare_litellm_loop(server.base_url, args.concurrency, args.concurrency))
-        server.reset()
-        elapsed = asyncio.run(bare_litellm_loop(server.base_url, args.n, args.concurrency))
-        stats = server.stats()
-    ideal = args.n * args.latency / args.concurrency
-    print(f"bare litellm.acompletion: n={args.n} concurrency={args.concurrency} latency={args.latency}s")
-    print(f"  elapsed {elapsed:.2f} s ({args.n / elapsed:.0f} calls/s), ideal {ideal:.2f} s, "
-          f"{elapsed / ideal:.1f}x ideal")
-    print(f"  server saw {stats['requests']} requests, max_inflight {stats['max_inflight']}")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench/
+    from bench.standalone import measure
+    measure(bare_litellm_loop, "bare litellm.acompletion", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import re
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit

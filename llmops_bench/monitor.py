@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from statistics import NormalDist
 from typing import Any, Callable, Iterable, Mapping, Sequence
 

@@ -19,7 +19,6 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable, NamedTuple, Sequence
 

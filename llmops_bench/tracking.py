@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .core import LlmopsBenchError, Prompt, Settings, content_hash, load_settings
+from .core import LlmopsBenchError, Prompt, Settings, load_settings
 
 # %% auto #0
 __all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG',

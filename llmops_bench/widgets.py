@@ -673,7 +673,7 @@ class Grid(W.VBox):
         self._place()
 
     def _paint(self) -> None:   # the page's row headers and cells, reusing the widgets of the page before
-        n, score = len(self.variants), self.score.value
+        score = self.score.value
         self._keys = [(c, v) for c in self._page for v in self.variants]
         while len(self._cells) < len(self._keys):
             b, i = W.Button(layout=W.Layout(width="auto", height="auto")), len(self._cells)
