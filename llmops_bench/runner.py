@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import random
 import sqlite3
@@ -29,7 +30,7 @@ from . import providers
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'Variant', 'call_key', 'Call', 'plan_variants', 'plan', 'ResponseCache', 'backoff_delay', 'Hedging',
-           'results_frame', 'Runner', 'run_sync', 'ResultsWriter']
+           'results_frame', 'Budget', 'Runner', 'run_sync', 'ResultsWriter']
 
 # %% ../nbs/03_runner.ipynb #baf66b48
 @dataclass(frozen=True)
@@ -276,8 +277,8 @@ def _spent(other: asyncio.Future | None, winner_cost: float | None) -> float | N
 
 # %% ../nbs/03_runner.ipynb #7d1e0a15
 async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callable[[], None]], Awaitable[dict]], hedger: _Hedger | None,
-                tally: _Tally) -> dict:
-    "One attempt: `send()`, and when it is late, `duplicate(on_sent)` (the same request, paced); the first good answer."
+                tally: _Tally, may_duplicate: Callable[[], bool] = lambda: True) -> dict:
+    "One attempt: `send()`, and when it is late and `may_duplicate()` (the budget allows one more request), `duplicate(on_sent)` (the same request, paced); the first good answer."
     tally.requests += 1
     if hedger is None: return await send()
     hedger.requests += 1
@@ -287,7 +288,7 @@ async def _race(send: Callable[[], Awaitable[dict]], duplicate: Callable[[Callab
         tally.requests, tally.hedged, hedger.requests, hedger.hedges = tally.requests + 1, True, hedger.requests + 1, hedger.hedges + 1
     first, other = asyncio.ensure_future(send()), None
     try:
-        if not await _late(first, hedger, t0) or not hedger.allow():
+        if not await _late(first, hedger, t0) or not hedger.allow() or not may_duplicate():
             answer = await first
             hedger.observe(answer["latency_s"])
             return answer
@@ -421,6 +422,75 @@ def _too_large(size: int, limit: int, what: str = "The input") -> providers.Prov
     return providers.ProviderError("too_large", f"{what} is {size:,} characters, over max_input_chars = {limit:,} (settings.ini or "
                                                 f"LLMOPS_BENCH_MAX_INPUT_CHARS): nothing was sent. Shorten the case or raise the limit.")
 
+# %% ../nbs/03_runner.ipynb #a270f828
+class Budget:
+    "A run's spending limit: at most `max_calls` requests and `max_cost_usd` dollars (judges and embeddings included); a request that could pass either is not sent."
+    def __init__(self, max_cost_usd: float | None = None, max_calls: int | None = None):
+        if max_cost_usd is not None and (isinstance(max_cost_usd, bool) or not isinstance(max_cost_usd, (int, float)) or max_cost_usd < 0):
+            raise ConfigError(f"max_cost_usd is a number of dollars ≥ 0, got {max_cost_usd!r}.")
+        if max_calls is not None and (isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 0):
+            raise ConfigError(f"max_calls is a whole number ≥ 0, got {max_calls!r}.")
+        self.max_cost_usd, self.max_calls = max_cost_usd, max_calls
+        self.calls, self.spent_usd, self.not_sent = 0, 0.0, 0
+        self._held_usd, self._tokens_per_char, self._longest = 0.0, 1 / 3, {}   # requests out; learnt from usage as answers come
+        self._lock = threading.Lock()   # a run's judges may spend from another thread
+
+    def check_priced(self, models: Iterable[Model]) -> None:
+        "Raise before any call when a cost limit is set and a model has no price: what it spends could not be counted."
+        if self.max_cost_usd is None: return
+        if unpriced := sorted({m.id for m in models if providers.call_cost(m.id, 1, 1) is None}):
+            raise ConfigError(f"max_cost_usd needs every model's price, and litellm's price map has none for {', '.join(unpriced)}: "
+                              f"use max_calls to bound this run instead, or a model id the map knows.")
+
+    def estimate(self, model: Model, chars: int) -> float:
+        "What one request of `model` with `chars` characters of input may cost."
+        completion = model.params.get("max_tokens") or self._longest.get(model.id, 256)
+        return providers.call_cost(model.id, math.ceil(chars * self._tokens_per_char) + 8, completion) or 0.0
+
+    def affords(self, model: Model, chars: int) -> float | None:
+        "The estimate of one more request of `model`; None when it would pass a limit whatever the requests out turn out to cost."
+        if self.max_calls is not None and self.calls >= self.max_calls: return None
+        if self.max_cost_usd is None: return 0.0
+        cost = self.estimate(model, chars)   # estimates only grow as usage is learnt, and spending never shrinks: a None is final
+        return None if self.spent_usd + cost > self.max_cost_usd else cost
+
+    def reserve_now(self, model: Model, chars: int) -> float | None:
+        "Count one request of `model` and hold its estimate, if spent + held + it stay within the limits; else None."
+        with self._lock:
+            cost = self.affords(model, chars)
+            if cost is None or (self.max_cost_usd is not None and self.spent_usd + self._held_usd + cost > self.max_cost_usd): return None
+            self.calls, self._held_usd = self.calls + 1, self._held_usd + cost
+            return cost
+
+    async def reserve(self, model: Model, chars: int) -> float | None:
+        "`reserve_now`, waiting while only the estimates of requests out stand in the way; None when the budget is spent."
+        while (cost := self.reserve_now(model, chars)) is None:
+            if self.affords(model, chars) is None: return None
+            await asyncio.sleep(0.01)   # a request out settles to its real cost, usually far below its estimate
+        return cost
+
+    def settle(self, model: Model, held: float, chars: int, answer: dict | None) -> None:
+        "Replace the estimates `held` for a call's requests with what its `answer` cost (nothing known for a failure), and learn from its usage."
+        with self._lock:
+            self._held_usd -= held
+            if answer is None: return
+            self.spent_usd += answer.get("cost_usd") or 0.0
+            if (prompt_tokens := answer.get("prompt_tokens")) and chars: self._tokens_per_char = max(self._tokens_per_char, prompt_tokens / chars)
+            if completion := answer.get("completion_tokens"): self._longest[model.id] = max(completion, self._longest.get(model.id, 0))
+
+    def refusal(self) -> providers.ProviderError:
+        "The error of a call the budget did not let go."
+        with self._lock: self.not_sent += 1
+        limits = " and ".join(x for x in (f"max_calls={self.max_calls}" if self.max_calls is not None else "",
+                                          f"max_cost_usd={self.max_cost_usd:g}" if self.max_cost_usd is not None else "") if x)
+        return providers.ProviderError("budget", f"Not sent: the budget ({limits}) would be passed ({self.calls} requests sent, "
+                                                 f"${self.spent_usd:.4g} spent). Raise the limit to run the rest; answers received are cached.")
+
+    def record(self) -> dict:
+        "The limits and what the run did with them, as plain data (logged on the MLflow run)."
+        return {"max_cost_usd": self.max_cost_usd, "max_calls": self.max_calls, "calls_sent": self.calls,
+                "spent_usd": round(self.spent_usd, 10), "calls_not_sent": self.not_sent, "exhausted": self.not_sent > 0}
+
 # %% ../nbs/03_runner.ipynb #57edb9c2
 _WORKERS_PER_PLACE = 4   # a model's calls in progress per place in flight: room for those waiting out a backoff, and no more
 
@@ -438,7 +508,7 @@ class Runner:
                  rpm: float | None = None, backoff_s: float = 0.5, cache: ResponseCache | None = None, stream: bool = False,
                  progress: bool = True, allow_models: str | None = None, deny_models: str | None = None,
                  allow_endpoints: str | None = None, deny_endpoints: str | None = None, max_input_chars: int = 0,
-                 transport: str = "auto", hedge: bool | Hedging = True):
+                 transport: str = "auto", hedge: bool | Hedging = True, budget: Budget | None = None):
         self.concurrency, self.retries = check_engine_number("concurrency", concurrency), check_engine_number("retries", retries)
         self.timeout_s, self.backoff_s = check_engine_number("timeout_s", timeout_s), check_engine_number("backoff_s", backoff_s)
         # 0 means "no bound" / "no limit" for these, as in settings.ini
@@ -455,6 +525,7 @@ class Runner:
             getattr(project, name) if given is None else given
             for name, given in zip(("allow_models", "deny_models", "allow_endpoints", "deny_endpoints"), policy))
         self.hedging = Hedging() if hedge is True else (hedge or None)
+        self.budget = budget   # shared by every call through this runner: completions, judges, embeddings
         self._hedgers: dict[Model, _Hedger] = {}   # each model's latencies, kept across runs
 
     @classmethod
@@ -487,6 +558,7 @@ class Runner:
                 else: pending.append((i, key))
         models = {calls[i].variant.model for i, _ in pending}
         refused, limits = self._refused(models), self._limits(models)
+        if self.budget is not None: self.budget.check_priced(models - set(refused))
         transports = {m: providers.transport_for(m, self.transport) for m in models}
         store = _CacheWriter(self.cache) if self.cache is not None else None
         bar = _progress_bar(len(calls), len(calls) - len(pending), self.progress)
@@ -500,7 +572,8 @@ class Runner:
             else:
                 request, timeout = providers.prepare(model, call.messages, stream=self.stream, transport=self.transport), self._timeout(model)
                 hedger = self._hedger(model) if transports[model] != "offline" else None
-                out = await self._attempts(model, limits, store, key, lambda: self._complete(request, timeout), hedger, secrets)
+                chars = _input_chars(call.messages) if self.budget is not None else 0
+                out = await self._attempts(model, limits, store, key, lambda: self._complete(request, timeout), hedger, secrets, chars)
                 finish(i, _row(call, out.answer, attempts=out.attempts, hedged=out.hedged, started_at=out.started, total_s=out.total_s,
                                transport=transports[model], error=None if out.error is None else str(out.error),
                                error_type=None if out.error is None else out.error.error_type))
@@ -532,10 +605,12 @@ class Runner:
         keys = [call_key(model, b, kind="embed", credential=credentials.fingerprint(model)) for b in batches]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         limits, store = self._limits({model}), _CacheWriter(self.cache) if self.cache is not None else None
+        if self.budget is not None: self.budget.check_priced({model})
 
         async def one(batch: list[str], key: str) -> dict:
             if key in hits: return {**hits[key], "cost_usd": 0.0}   # spent before, not now
-            out = await self._attempts(model, limits, store, key, lambda: self._embed(model, batch), secrets=credentials.secrets(model))
+            out = await self._attempts(model, limits, store, key, lambda: self._embed(model, batch), secrets=credentials.secrets(model),
+                                       chars=sum(map(len, batch)))
             if out.error is not None: raise out.error
             return out.answer
         answers = await asyncio.gather(*(one(b, k) for b, k in zip(batches, keys)))
@@ -569,25 +644,39 @@ class Runner:
         return refused
 
     async def _attempts(self, model: Model, limits: _Limits, store: _CacheWriter | None, key: str, send: Callable[[], Awaitable[dict]],
-                        hedger: _Hedger | None = None, secrets: Sequence[str] = ()) -> _Outcome:
-        "Send until an answer (scrubbed of `secrets`, cached before this returns) or the retries run out; a place in flight is held only while a request is out."
-        started, tally, first = time.time(), _Tally(), None
+                        hedger: _Hedger | None = None, secrets: Sequence[str] = (), chars: int = 0) -> _Outcome:
+        "Send until an answer (scrubbed of `secrets`, cached before this returns) or the retries or the budget run out; a place in flight is held only while a request is out."
+        started, tally, first, budget, held = time.time(), _Tally(), None, self.budget, []
+        def outcome(error: providers.ProviderError) -> _Outcome:
+            return _Outcome(None, error, tally.requests, tally.hedged, started, time.perf_counter() - first if first else None)
+        def may_duplicate() -> bool:   # counted and its cost held, if the budget has room for it now
+            if budget is None: return True
+            if (cost := budget.reserve_now(model, chars)) is not None: held.append(cost)
+            return cost is not None
+        def settle(answer: dict | None) -> None:
+            if budget is not None: budget.settle(model, sum(held), chars, answer); held.clear()
         async def duplicate(on_sent: Callable[[], None]) -> dict:   # paced, but outside the concurrency bounds: see _race
             await limits.pacers[model].wait()
             on_sent()
             return await send()
         for attempt in range(1, self.retries + 2):
+            # a spent budget refuses at once, without waiting for a place or the model's pace
+            if budget is not None and budget.affords(model, chars) is None: return outcome(budget.refusal())
             try:
                 async with limits.slot(model):
                     await limits.pacers[model].wait()
+                    if budget is not None:
+                        if (cost := await budget.reserve(model, chars)) is None: return outcome(budget.refusal())
+                        held.append(cost)
                     first = first or time.perf_counter()   # the call's total time runs from its first request
-                    answer = await _race(send, duplicate, hedger, tally)
+                    answer = await _race(send, duplicate, hedger, tally, may_duplicate)
             except providers.ProviderError as e:
-                if not e.retryable or attempt > self.retries:
-                    error = providers.ProviderError(e.error_type, scrub(str(e), secrets))
-                    return _Outcome(None, error, tally.requests, tally.hedged, started, time.perf_counter() - first if first else None)
+                settle(None)
+                if not e.retryable or attempt > self.retries: return outcome(providers.ProviderError(e.error_type, scrub(str(e), secrets)))
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s, retry_after=e.retry_after))
                 continue
+            except BaseException: settle(None); raise   # cancelled: what it held is free again
+            settle(answer)
             if isinstance(answer.get("output"), str): answer["output"] = scrub(answer["output"], secrets)
             answer.update(attempts=tally.requests, hedged=tally.hedged, started_at=started, total_s=time.perf_counter() - first)
             if store is not None: await store.put(key, answer)
