@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .core import ENGINE_RANGES, Dataset, LlmopsBenchError, Model, Prompt, Settings, check_engine_number, load_settings
-from .runner import Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
+from .runner import Budget, Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
 from .scorers import apply_scorers, as_scorers, check_columns
 from .stats import summarize
 from . import stats
@@ -64,13 +64,13 @@ class Results:
 
     @property
     def stopping(self) -> str | None:
-        "How a sequential evaluation (`stop='decided'`) ended, in words; None for a run of every case."
-        r = self.spec.get("sequential")
-        if not r: return None
+        "How a sequential evaluation (`stop='decided'`) or a spending limit ended the run, in words; None for a run of every case."
+        r, spent = self.spec.get("sequential"), _budget_words(self.spec.get("budget"))
+        if not r: return spent
         cost = f" (about ${r['cost_not_spent_usd']:.4g} not spent)" if r.get("cost_not_spent_usd") else ""
         verdicts = "; ".join(f"{d['b']} vs {d['a']}: {d['decision']} ({d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])" for d in r["decisions"])
         return (f"stopped after {r['cases_used']} of {r['cases_total']} cases ({r['stopped_because']}): {verdicts}. "
-                f"{r['calls_not_sent']} calls not sent{cost}.")
+                f"{r['calls_not_sent']} calls not sent{cost}." + (f" {spent}" if spent else ""))
 
     def agreement(self, judge_score: str, human_column: str):
         "How well an LLM-judge score agrees with human ratings in `human_column` (Cohen's kappa or Spearman)."
@@ -109,6 +109,16 @@ class Results:
         return score_by_variant(self.summary(), score)
 
     def _repr_html_(self) -> str: return f"<p>{self!r}</p>" + self.summary().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+# %% ../nbs/08_evaluation.ipynb #802d470a
+def _budget_words(budget: Mapping | None) -> str | None:
+    "What a run's spending limit did, in words (None without a limit)."
+    if not budget: return None
+    limits = " and ".join(x for x in (f"{budget['max_calls']} requests" if budget.get("max_calls") is not None else "",
+                                      f"${budget['max_cost_usd']:g}" if budget.get("max_cost_usd") is not None else "") if x)
+    did = f"{budget['calls_sent']} requests sent, ${budget['spent_usd']:.4g} spent"
+    return (f"The budget ({limits}) ran out: {did}; {budget['calls_not_sent']} calls not sent (error_type 'budget')."
+            if budget["exhausted"] else f"Within the budget ({limits}): {did}.")
 
 # %% ../nbs/08_evaluation.ipynb #c1ef5860
 def open_cache(cache: bool | str | Path | None, settings: Settings) -> ResponseCache | None:
@@ -164,7 +174,8 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
              timeout_s: float | None = None, rpm: float | None = None, backoff_s: float = 0.5, cache: bool | str | Path | None = None,
              stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None,
              stop: threading.Event | str | None = None, alpha: float = 0.05, min_cases: int = 100, batch: int = 50,
-             effect: float | None = None, decide_on: str | None = None, seed: int = 0, experiment: str | None = None, log: bool = True,
+             effect: float | None = None, decide_on: str | None = None, seed: int = 0, max_cost_usd: float | None = None,
+             max_calls: int | None = None, experiment: str | None = None, log: bool = True,
              trace: bool = False, parent_run_id: str | None = None, source: Mapping | None = None, settings: Settings | None = None) -> Results:
     "Run prompts × models (or explicit `variants`) on the cases, score the outputs, log to MLflow unless `log=False`; the `Results`."
     settings = settings or load_settings()
@@ -175,10 +186,11 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     calls = _plan(prompts, models, variants, dataset, repeats)   # bad templates, columns and models fail here, before any call
     rule = _sequential_rule(stop, scorer_list, calls, alpha, min_cases, batch, effect, decide_on, seed)
     cancel = stop if isinstance(stop, threading.Event) else None
+    budget = Budget(max_cost_usd, max_calls) if max_cost_usd is not None or max_calls is not None else None
     store = open_cache(cache, settings)
     runner = Runner.from_settings(settings, concurrency=concurrency, model_concurrency=model_concurrency, retries=retries,
-                                  timeout_s=timeout_s, rpm=rpm, backoff_s=backoff_s, cache=store, stream=stream,
-                                  progress=progress)   # None: the setting; any other value is checked by the Runner (0 is not "default")
+                                  timeout_s=timeout_s, rpm=rpm, backoff_s=backoff_s, cache=store, stream=stream, progress=progress,
+                                  budget=budget)   # None: the setting; any other value is checked by the Runner (0 is not "default")
     try:
         if rule is None: table, record = _run(runner, calls, scorer_list, on_row, cancel), None
         else: table, record = _run_sequential(runner, calls, scorer_list, on_row, cancel, rule)
@@ -189,6 +201,7 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     if cases is not None: spec["dataset"]["case_ids"] = [c.id for c in dataset]
     if source: spec["source"] = dict(source)   # which face asked: a spec file, a Compare session, ...
     if record is not None: spec["sequential"] = record
+    if budget is not None: spec["budget"] = budget.record()
     elif len(table) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(table)}
     results = Results(table, spec)
     if log and len(table): _log_or_keep(results, settings, trace, parent_run_id or tracking.job_run_id())
@@ -249,6 +262,7 @@ def _run_sequential(runner: Runner, calls: Sequence[Call], scorers: Sequence, on
         tables.append(_run(runner, [c for i in order[start:start + rule.batch] for c in by_case[i]], scorers, on_row, cancel))
         used, table = min(len(order), start + rule.batch), pd.concat(tables, ignore_index=True)
         if cancel is not None and cancel.is_set(): reason = "stopped by the user"; break
+        if runner.budget is not None and runner.budget.not_sent: reason = "the budget ran out"; break
         decisions = stats.sequential_decisions(table, rule.score, rule.alpha, rule.effect)
         if used >= rule.min_cases and all(d.decided for d in decisions): reason = "decided"; break
     return table, {"design": SEQUENTIAL_DESIGN, **asdict(rule), "cases_used": used, "cases_total": len(order), "stopped_because": reason,
@@ -268,6 +282,7 @@ def _unspent(table, calls: Sequence[Call]) -> float | None:
 
 # %% ../nbs/08_evaluation.ipynb #d8768f26
 _COUNTS = {"repeats": 1, "batch": 1, "min_cases": 1, "limit": 0}   # evaluate's own; the engine's ranges are core.ENGINE_RANGES
+_LIMITS = ("max_cost_usd", "max_calls")   # a Budget's
 
 def check_arguments(arguments: Mapping[str, Any]) -> None:
     "Raise for a value `evaluate` would refuse, by name: counts, `model`/`models` ids, `scorers` (code text), `variants`, `stop`."
@@ -283,6 +298,7 @@ def check_arguments(arguments: Mapping[str, Any]) -> None:
         if name == "variants":
             for v in variants_from_spec(value): check_model(v.model)
         if name == "stop" and value not in (None, "decided"): raise LlmopsBenchError(f"stop is 'decided' or None, got {value!r}.")
+        if name in _LIMITS and value is not None: Budget(**{name: value})
 
 # %% ../nbs/08_evaluation.ipynb #fee7c0ef
 def embed(texts: Sequence[str], model: Model | str = "bench/embed", *, cache: bool | str | Path | None = None,
