@@ -284,6 +284,9 @@ def _evaluation_facts(results, spec: dict, variants: int, root: Path) -> tuple[d
     if seq := spec.get("sequential"):   # a run that stopped once decided: the rule as params, what it saved as metrics
         params.update({f"sequential.{k}": seq.get(k) for k in ("alpha", "batch", "min_cases", "effect", "score", "seed", "stopped_because")})
         metrics.update({k: float(seq[k]) for k in ("cases_used", "cases_total", "calls_not_sent", "cost_not_spent_usd") if seq.get(k) is not None})
+    if budget := spec.get("budget"):   # a run with spending limits: the limits as params, what it spent and cut as metrics
+        params.update({f"budget.{k}": budget.get(k) for k in ("max_cost_usd", "max_calls")})
+        metrics.update({f"budget.{k}": float(budget[k]) for k in ("calls_sent", "spent_usd", "calls_not_sent")})
     return params, metrics
 
 # %% ../nbs/07_tracking.ipynb #b8fda9ea
