@@ -570,10 +570,11 @@ class LlmJudge(Scorer):
         if not items: return out
         table = (runner or Runner(progress=False)).run(plan(self.prompt, self.model, Dataset(list(items.values()))))
         for call in table.to_dict("records"):
-            spent = 0.0 if call["cached"] or call["error"] is not None else (None if _isna(call["cost_usd"]) else call["cost_usd"])
+            failed = not _isna(call["error"])   # a table with some failed rows holds NaN, not None, in the others
+            spent = 0.0 if call["cached"] or failed else (None if _isna(call["cost_usd"]) else call["cost_usd"])
             for n, i in enumerate(owners[call["case_id"]]):
                 cost = spent if n == 0 else 0.0
-                if call["error"] is not None:
+                if failed:
                     out[i] = JudgeError(f"the judge call failed after {call['attempts']} attempt(s) ({call['error_type']}): {_clip(call['error'])}", cost)
                     continue
                 try: value, reason = parse_verdict(call["output"], self.scale)
