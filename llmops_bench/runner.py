@@ -478,13 +478,16 @@ class Budget:
             if (prompt_tokens := answer.get("prompt_tokens")) and chars: self._tokens_per_char = max(self._tokens_per_char, prompt_tokens / chars)
             if completion := answer.get("completion_tokens"): self._longest[model.id] = max(completion, self._longest.get(model.id, 0))
 
-    def refusal(self) -> providers.ProviderError:
-        "The error of a call the budget did not let go."
+    def refusal(self, model: Model, chars: int) -> providers.ProviderError:
+        "The error of a call of `model` the budget did not let go."
         with self._lock: self.not_sent += 1
         limits = " and ".join(x for x in (f"max_calls={self.max_calls}" if self.max_calls is not None else "",
                                           f"max_cost_usd={self.max_cost_usd:g}" if self.max_cost_usd is not None else "") if x)
-        return providers.ProviderError("budget", f"Not sent: the budget ({limits}) would be passed ({self.calls} requests sent, "
-                                                 f"${self.spent_usd:.4g} spent). Raise the limit to run the rest; answers received are cached.")
+        guess = "" if self.max_cost_usd is None else (
+            f"; this request was estimated at ${self.estimate(model, chars):.2g}" +
+            ("" if model.params.get("max_tokens") else " (give the model max_tokens for a closer estimate)"))
+        return providers.ProviderError("budget", f"Not sent: the budget ({limits}) would be passed{guess}. Raise the limit and run "
+                                                 f"again to send the rest: the answers received are cached.")
 
     def record(self) -> dict:
         "The limits and what the run did with them, as plain data (logged on the MLflow run)."
@@ -661,12 +664,12 @@ class Runner:
             return await send()
         for attempt in range(1, self.retries + 2):
             # a spent budget refuses at once, without waiting for a place or the model's pace
-            if budget is not None and budget.affords(model, chars) is None: return outcome(budget.refusal())
+            if budget is not None and budget.affords(model, chars) is None: return outcome(budget.refusal(model, chars))
             try:
                 async with limits.slot(model):
                     await limits.pacers[model].wait()
                     if budget is not None:
-                        if (cost := await budget.reserve(model, chars)) is None: return outcome(budget.refusal())
+                        if (cost := await budget.reserve(model, chars)) is None: return outcome(budget.refusal(model, chars))
                         held.append(cost)
                     first = first or time.perf_counter()   # the call's total time runs from its first request
                     answer = await _race(send, duplicate, hedger, tally, may_duplicate)
