@@ -66,7 +66,8 @@ class _Doc:
         return SpecError(f"{self.path}, line {self.line(path)}: {_key(path)}: {message}")
 
 # %% ../nbs/08a_specs.ipynb #26325e2e
-SPEC_KEYS = ("description", "experiment", "prompts", "models", "dataset", "scorers", "repeats", "concurrency", "gates", "stop")
+SPEC_KEYS = ("description", "experiment", "prompts", "models", "dataset", "scorers", "repeats", "concurrency", "gates", "stop",
+             "max_cost_usd", "max_calls")
 
 @dataclass
 class Spec:
@@ -83,6 +84,7 @@ class Spec:
     gates: list = field(default_factory=list)
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
+    budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
 
 # %% ../nbs/08a_specs.ipynb #bfbbb5cd
 def _unknown(doc: _Doc, data: dict, known, path: tuple = ()) -> None:
@@ -185,6 +187,15 @@ def _stop(doc: _Doc, path: tuple, value) -> dict:
             raise doc.error((*path, k), f"expected a number between {lo} and {hi}, got {value[k]!r}.")
     return {"stop": "decided", **{k: v for k, v in value.items() if k != "when"}}
 
+def _budget(doc: _Doc, data: dict) -> dict:
+    "`max_cost_usd: 5.0` and `max_calls: 2000`, as evaluate's arguments."
+    budget = {k: data[k] for k in ("max_cost_usd", "max_calls") if data.get(k) is not None}
+    if "max_calls" in budget: _int(doc, ("max_calls",), budget["max_calls"], 0)
+    cost = budget.get("max_cost_usd")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0):
+        raise doc.error(("max_cost_usd",), f"expected a number of dollars ≥ 0, got {cost!r}.")
+    return budget
+
 def _bench_spec(doc: _Doc, settings: Settings | None) -> Spec:
     data = doc.data
     _unknown(doc, data, SPEC_KEYS)
@@ -205,7 +216,7 @@ def _bench_spec(doc: _Doc, settings: Settings | None) -> Spec:
                 repeats=_int(doc, ("repeats",), data.get("repeats", 1)),
                 concurrency=_int(doc, ("concurrency",), data["concurrency"]) if data.get("concurrency") is not None else None,
                 experiment=data.get("experiment"), gates=_gates(doc, ("gates",), data.get("gates") or []),
-                stop=_stop(doc, ("stop",), data.get("stop")))
+                stop=_stop(doc, ("stop",), data.get("stop")), budget=_budget(doc, data))
 
 # %% ../nbs/08a_specs.ipynb #306204b6
 PROMPTFOO_KEYS = ("description", "prompts", "providers", "tests", "defaultTest", "outputPath", "sharing", "env", "evaluateOptions",
@@ -694,8 +705,9 @@ def _tests_table(results, assertions: PromptfooAssertions):
 
 # %% ../nbs/08a_specs.ipynb #593656bf
 def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: list[str] | None = None, log: bool = True,
-             progress: bool = False, settings: Settings | None = None) -> SpecRun:
-    "Evaluate a spec (a path or a loaded `Spec`) with one `evaluate()` call (logged unless `log=False`), rank the variants, check the gates."
+             progress: bool = False, max_cost_usd: float | None = None, max_calls: int | None = None,
+             settings: Settings | None = None) -> SpecRun:
+    "Evaluate a spec (a path or a loaded `Spec`) with one `evaluate()` call (logged unless `log=False`), rank the variants, check the gates; a budget given here overrides the spec's."
     from llmops_bench.evaluation import evaluate
     settings = settings or load_settings()
     spec = path if isinstance(path, Spec) else load_spec(path, settings)
@@ -703,7 +715,8 @@ def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: l
     for g in all_gates: stats.parse_gate(g)
     results = evaluate(spec.prompts, spec.models, spec.dataset, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
                        progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings,
-                       source={"spec_file": str(spec.path), "kind": spec.kind}, **spec.stop)
+                       source={"spec_file": str(spec.path), "kind": spec.kind}, **spec.stop,
+                       **{**spec.budget, **{k: v for k, v in (("max_cost_usd", max_cost_usd), ("max_calls", max_calls)) if v is not None}})
     assertions = next((s for s in spec.scorers if isinstance(s, PromptfooAssertions)), None)
     tests = _tests_table(results.results, assertions) if assertions is not None else None
     summary = results.summary()
