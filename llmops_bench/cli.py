@@ -138,14 +138,15 @@ def _summary_view(summary):
     return summary[[*cols, *[c for c in ("evaluation",) if c in summary]]]
 
 # %% ../nbs/12_cli.ipynb #36b77989
-def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool, progress: bool, out) -> int:
+def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool, progress: bool, out, max_cost_usd: float | None = None,
+              max_calls: int | None = None) -> int:
     "Run the evaluation a spec file (ours or a promptfoo config) describes; print summary, ranking and gates; the exit code."
     import warnings
     from llmops_bench.evaluation import UnloggedWarning
     from llmops_bench.specs import run_spec
     with warnings.catch_warnings():   # evaluate's own warning says what `_kept` below says, less plainly for a terminal
         warnings.simplefilter("ignore", UnloggedWarning)
-        done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress)
+        done = run_spec(path, experiment=experiment, gates=gates or None, progress=progress, max_cost_usd=max_cost_usd, max_calls=max_calls)
     if done.unlogged is not None: _kept(done.results)
     if as_json:
         print(json.dumps(done.to_dict(), default=str), file=out)
@@ -286,6 +287,9 @@ def _demo_and_eval_parsers(sub) -> None:
     ev.add_argument("--gate", action="append", metavar="EXPR", help="a gate such as 'pass_rate>=0.8' (repeatable; added to the spec's)")
     ev.add_argument("--json", action="store_true", help="print one JSON document (with `unlogged`: the folder, when the store was down)")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ev.add_argument("--max-cost-usd", type=float, metavar="USD", help="budget: send no request that could take the run past USD dollars "
+                                                                      "(judges included; overrides the spec's max_cost_usd)")
+    ev.add_argument("--max-calls", type=int, metavar="N", help="budget: send at most N requests (overrides the spec's max_calls)")
 
 # %% ../nbs/12_cli.ipynb #8d672adc
 def _job_parsers(sub) -> None:
@@ -389,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             results = run_demo(args.repeats, progress=not args.no_progress)
             if results.unlogged is not None: _kept(results); return 3
         elif args.command == "ui": return ui(args.port, out)
-        elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out)
+        elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out,
+                                                      args.max_cost_usd, args.max_calls)
         elif args.command == "promote": return promote_command(args, out)
         elif args.command == "rollback":
             from llmops_bench.monitor import rollback
