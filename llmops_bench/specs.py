@@ -687,7 +687,7 @@ class SpecRun:
                 "unlogged": None if self.unlogged is None else str(self.unlogged), "log_error": self.results.log_error,
                 "unsupported": self.spec.unsupported, "summary": rec(self.summary), "ranking": rec(self.ranking),
                 "gates": None if self.gates is None else {"passed": self.gates.passed, "failures": self.gates.failures, "rows": rec(self.gates.rows)},
-                "tests": rec(self.tests), "sequential": self.results.spec.get("sequential")}
+                "tests": rec(self.tests), "sequential": self.results.spec.get("sequential"), "budget": self.results.spec.get("budget")}
 
 # %% ../nbs/08a_specs.ipynb #e0fde904
 def _first_failure(details, error, score_error) -> str:
