@@ -108,3 +108,24 @@ def test_the_budget_is_on_the_mlflow_run(fake_server, tmp_path):
     logged = lb.load(results.run_id, settings)
     assert logged.spec["budget"] == results.spec["budget"]
     assert 0 < int((logged.results.error_type == "budget").sum()) <= logged.spec["budget"]["calls_not_sent"]
+
+
+def test_a_spec_and_the_command_line_set_a_budget(fake_server, tmp_path):
+    "`max_calls:` in a spec file, and `--max-calls` over it on the command line, bound what the server receives."
+    import csv
+    with (tmp_path/"cases.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["id", "context", "question", "answer"]); w.writeheader(); w.writerows(CASES)
+    (tmp_path/"spec.yaml").write_text(
+        "prompts: [\"Context: {{context}}\\nQuestion: {{question}}\"]\n"
+        f"models: [{{id: openai/gpt-4o, api_base: '{fake_server.base_url}', api_key: not-a-real-key}}]\n"
+        "dataset: cases.csv\nscorers: [contains]\nmax_calls: 30\n")
+    cli = Path(sys.executable).parent/"llmops-bench"
+    for flags, allowed in (([], 30), (["--max-calls", "12"], 12)):
+        env = {**os.environ, "LLMOPS_BENCH_ROOT": str(tmp_path/f"root{allowed}")}   # a cache of its own: every call is new
+        env.pop("MLFLOW_TRACKING_URI", None)
+        fake_server.reset()
+        r = subprocess.run([str(cli), "eval", str(tmp_path/"spec.yaml"), "--json", "--no-progress", *flags], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        budget = json.loads(r.stdout)["budget"]
+        assert fake_server.stats()["requests"] == budget["calls_sent"] == allowed and budget["calls_not_sent"] == len(CASES) - allowed
