@@ -129,3 +129,15 @@ def test_a_spec_and_the_command_line_set_a_budget(fake_server, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         budget = json.loads(r.stdout)["budget"]
         assert fake_server.stats()["requests"] == budget["calls_sent"] == allowed and budget["calls_not_sent"] == len(CASES) - allowed
+
+
+def test_a_job_takes_a_budget_and_the_sequential_rule(tmp_path):
+    "The evaluation notebook run as a job (papermill) passes max_calls and stop on to evaluate; both are on its evaluation run."
+    root = Path(__file__).resolve().parents[1]
+    settings = lb.load_settings(tmp_path)
+    report = lb.jobs.run(root/"nbs"/"evals"/"qa.ipynb", {"max_calls": 7, "stop": "decided", "limit": 6}, settings=settings)
+    assert report.passed, report
+    logged = lb.load(report.evaluations[0], settings)
+    assert logged.spec["budget"]["calls_sent"] == 7 and logged.spec["budget"]["calls_not_sent"] == 5
+    assert logged.spec["sequential"]["stopped_because"] == "the budget ran out"
+    assert int((logged.results.error_type == "budget").sum()) == 5
