@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 # %% auto #0
-__all__ = ['ENGINE_RANGES', 'LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError', 'PolicyError',
-           'GateFailed', 'check_number', 'check_engine_number', 'canonical_json', 'content_hash', 'template_variables',
-           'render_template', 'Prompt', 'is_secret_setting', 'Model', 'Case', 'Dataset', 'Settings', 'project_root',
-           'load_settings']
+__all__ = ['ENGINE_RANGES', 'REDACT_MODES', 'LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError',
+           'PolicyError', 'GateFailed', 'check_number', 'check_engine_number', 'canonical_json', 'content_hash',
+           'template_variables', 'render_template', 'Prompt', 'is_secret_setting', 'Model', 'Case', 'Dataset',
+           'Settings', 'check_redact_mode', 'redact_patterns', 'project_root', 'load_settings']
 
 # %% ../nbs/00_core.ipynb #86705c47
 class LlmopsBenchError(Exception):
@@ -386,6 +386,8 @@ class Settings:
     deny_endpoints: str = ""           # comma-separated glob patterns of hosts or base URLs refused even if allowed
     transport: str = "auto"            # auto: OpenAI-compatible chat endpoints take the lean transport; litellm: every call through litellm
     hedge: bool = True                 # a call still unanswered after its model's p95 latency × 2 gets one duplicate request
+    redact: str = "secrets"            # what is redacted from MLflow, the cache and executed notebooks: secrets (always) or pii (also PII)
+    redact_patterns: str = ""          # the team's own regexes to redact in every mode, one a line
     root: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self):
@@ -394,11 +396,37 @@ class Settings:
             if hasattr(self, name):
                 check_engine_number(name, getattr(self, name), label=f"Setting {name!r}",
                                     where=f"set it in settings.ini or LLMOPS_BENCH_{name.upper()}")
+        self.redact = check_redact_mode(self.redact)
+        redact_patterns(self.redact_patterns)   # a bad pattern fails here, not at the first write
 
     def path(self, value: str) -> Path:
         "A settings path resolved against the project root."
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.root / p
+
+REDACT_MODES = ("secrets", "pii")   # secrets are always redacted: there is no mode that writes them down
+
+def check_redact_mode(mode: str) -> str:
+    "`mode` (any case) if it is a redaction mode, else `ConfigError` saying what each mode covers."
+    if isinstance(mode, str) and mode.strip().lower() in REDACT_MODES: return mode.strip().lower()
+    raise ConfigError(f"Setting 'redact' must be 'secrets' (credentials and key-shaped tokens, the default) or 'pii' (also emails, "
+                      f"phone numbers, card numbers and IBANs), got {mode!r}; secrets are always redacted, so there is no 'off'. "
+                      f"Set it in settings.ini or LLMOPS_BENCH_REDACT.")
+
+def redact_patterns(text: str) -> list[re.Pattern]:
+    "The compiled `redact_patterns` setting (one regex a line); `ConfigError` naming a pattern that does not compile or matches nothing."
+    found = []
+    for line in (text or "").splitlines():
+        if not (p := line.strip()): continue
+        try: rx = re.compile(p)
+        except re.error as e:
+            raise ConfigError(f"redact_patterns: {p!r} is not a valid regular expression ({e}); fix it in settings.ini "
+                              f"or LLMOPS_BENCH_REDACT_PATTERNS (one pattern a line).") from None
+        if rx.fullmatch(""):
+            raise ConfigError(f"redact_patterns: {p!r} matches the empty text, so it would redact between every character; "
+                              f"make it match at least one character (e.g. + instead of *).")
+        found.append(rx)
+    return found
 
 _ROOT_MARKERS = ("settings.ini", "pyproject.toml", ".git")
 
