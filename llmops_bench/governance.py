@@ -1,4 +1,4 @@
-"""Pure policy: which models and endpoints may be called, which secrets must be scrubbed from anything written down, and how to tell credentials apart without keeping them.
+"""Pure policy: which models and endpoints may be called, which secrets and personal data must be redacted from anything written down, and how to tell credentials apart without keeping them.
 
 Docs: https://llmops-bench.github.io/llmops-bench/governance.html.md"""
 
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from fnmatch import fnmatchcase
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
-from .core import PolicyError, canonical_json, is_secret_setting
+from .core import PolicyError, Settings, canonical_json, check_redact_mode, is_secret_setting, redact_patterns
 
 # %% auto #0
-__all__ = ['check_model_policy', 'check_endpoint_policy', 'secret_values', 'scrub', 'credential_fingerprint']
+__all__ = ['check_model_policy', 'check_endpoint_policy', 'secret_values', 'scrub', 'credential_fingerprint', 'luhn_valid',
+           'iban_valid', 'Redactor', 'redactor']
 
 # %% ../nbs/01_governance.ipynb #275ca747
 def _patterns(spec: str | Iterable[str]) -> list[str]:
@@ -89,3 +91,114 @@ def credential_fingerprint(credentials: Mapping[str, object], key: bytes) -> str
     "A keyed hash (HMAC-SHA256 under `key`) that tells `credentials` apart without revealing them; None when there are none."
     if not credentials: return None
     return hmac.new(key, canonical_json(dict(credentials)).encode(), "sha256").hexdigest()[:32]
+
+# %% ../nbs/01_governance.ipynb #d8c13467
+def luhn_valid(digits: str) -> bool:
+    "Whether the digit string `digits` passes the Luhn checksum (every card number does; 1 in 10 random numbers do)."
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return bool(digits) and total % 10 == 0
+
+def iban_valid(text: str) -> bool:
+    "Whether `text` (spaces allowed) is an IBAN by its ISO 13616 check: 15-34 characters and mod 97 of the rearranged number is 1."
+    s = text.replace(" ", "").upper()
+    if not (15 <= len(s) <= 34 and s[:2].isalpha() and s[2:4].isdigit() and s.isalnum()): return False
+    return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
+
+# %% ../nbs/01_governance.ipynb #d1f36ca4
+_KEY_NAMES = (r"(?:api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|(?:auth|access|refresh|id)[_-]?token"
+              r"|token|secret|password|passwd|pwd|key)")
+_SECRET_SHAPES = [   # (regex, group to replace): text shaped like a credential, whatever its value
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", 0),
+    (r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", 0),              # JWT: base64url JSON header.payload.signature
+    (r"\bsk-[A-Za-z0-9_-]{20,}", 0),                                                       # OpenAI, Anthropic (sk-ant-…), DeepSeek, …
+    (r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}", 0),                                        # Stripe
+    (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", 0),                                                 # AWS access key id
+    (r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})", 0),                 # GitHub
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", 0),                                               # Slack
+    (r"\bAIza[0-9A-Za-z_-]{35}", 0),                                                       # Google API key
+    (r"\bhf_[A-Za-z0-9]{30,}", 0),                                                         # Hugging Face
+    (r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)", 1),                                     # an Authorization header's token
+    # a long hex or base64 value (with a digit in it) after key=, token: , "password": …
+    (rf"(?i)(?<![A-Za-z0-9]){_KEY_NAMES}(?![A-Za-z0-9])[\"']?\s*[:=]\s*[\"']?((?=[A-Za-z0-9+/_.~-]*\d)[A-Za-z0-9+/_.~-]{{16,}}=*)", 1),
+]
+_EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b"
+_IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+_CARD = r"(?<![\d.-])[2-6]\d(?:[ -]?\d){11,17}(?!\d)"
+_PHONE = (r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}(?![\d-])"                       # international: +44 20 7946 0958
+          r"|(?<![\w(.-])(?:\(\d{3}\) ?|\d{3}[.-])\d{3}[.-]\d{4}(?![\d-])")                 # North American: (415) 555-0132
+
+# %% ../nbs/01_governance.ipynb #a1a28916
+def _card(m: re.Match) -> str:
+    "[CARD] over the longest Luhn-valid card number (13-19 digits) at the start of `m`; the match as it was when there is none."
+    text = m.group(0)
+    places = [i for i, c in enumerate(text) if c.isdigit()]
+    for n in range(len(places), 12, -1):
+        if luhn_valid("".join(text[i] for i in places[:n])): return "[CARD]" + text[places[n - 1] + 1:]
+    return text
+
+def _phone(m: re.Match) -> str:
+    text = m.group(0)
+    return "[PHONE]" if 8 <= sum(c.isdigit() for c in text) <= 15 else text   # E.164: at most 15 digits
+
+_PII_DETECTORS = [(re.compile(_EMAIL), lambda m: "[EMAIL]"),
+                  (re.compile(_IBAN), lambda m: "[IBAN]" if iban_valid(m.group(0)) else m.group(0)),
+                  (re.compile(_CARD), _card),
+                  (re.compile(_PHONE), _phone)]
+
+def _replace_group(group: int, token: str):
+    "A substitution that puts `token` in place of `group` of the match and keeps the rest (`token=` stays, its value goes)."
+    if group == 0: return lambda m: token
+    return lambda m: m.group(0)[:m.start(group) - m.start(0)] + token + m.group(0)[m.end(group) - m.start(0):]
+
+_SECRET_DETECTORS = [(re.compile(rx), _replace_group(g, "[SECRET]")) for rx, g in _SECRET_SHAPES]
+
+# %% ../nbs/01_governance.ipynb #35d97696
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")   # an embedded image: random letters, never redacted (it would break)
+_BINARY_MIME = ("image/", "application/pdf", "application/octet-stream")
+
+class Redactor:
+    "Redacts text before it is written down: known `secrets` and key shapes always, PII in mode 'pii', and the team's `patterns`."
+    def __init__(self, mode: str = "secrets", secrets: Iterable[str] = (), patterns: Iterable[re.Pattern | str] = ()):
+        self.mode, self.secrets = check_redact_mode(mode), list(secrets)
+        custom = [(p if isinstance(p, re.Pattern) else re.compile(p), lambda m: "[REDACTED]") for p in patterns]
+        self.detectors = [*_SECRET_DETECTORS, *custom, *(_PII_DETECTORS if self.mode == "pii" else [])]
+        self._memo: dict[str, str] = {}   # the same text (a prompt, a model name) is written many times: redact it once
+
+    def __call__(self, text: str | None) -> str | None:
+        "`text` with every secret, key shape, custom pattern and (mode 'pii') personal datum replaced by a placeholder."
+        if not isinstance(text, str) or not text: return text
+        if (done := self._memo.get(text)) is not None: return done
+        if "base64," in text and _DATA_URI.search(text):
+            parts = _DATA_URI.split(text)
+            kept = _DATA_URI.findall(text)
+            out = "".join(self._text(p) + (kept[i] if i < len(kept) else "") for i, p in enumerate(parts))
+        else: out = self._text(text)
+        if len(self._memo) > 200_000: self._memo.clear()
+        self._memo[text] = self._memo[out] = out   # redacting twice changes nothing
+        return out
+
+    def _text(self, text: str) -> str:
+        text = scrub(text, self.secrets)
+        for rx, sub in self.detectors: text = rx.sub(sub, text)
+        return text
+
+    def value(self, obj):
+        "`obj` (text, or dicts and lists of them, keys too) redacted; numbers stay; a binary MIME entry (an image) is kept as is."
+        if isinstance(obj, str): return self(obj)
+        if isinstance(obj, Mapping):
+            done = {self(k) if isinstance(k, str) else k: v if isinstance(k, str) and k.startswith(_BINARY_MIME) else self.value(v)
+                    for k, v in obj.items()}
+            return done if type(obj) is dict else type(obj)(done)   # a notebook's NotebookNode stays one
+        if isinstance(obj, list): return [self.value(v) for v in obj]
+        if isinstance(obj, tuple): return tuple(self.value(v) for v in obj)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Redactor({self.mode!r}, {len(self.secrets)} secret values, {len(self.detectors)} detectors)"
+
+def redactor(settings: Settings, extra: Mapping[str, object] | None = None) -> Redactor:
+    "The redactor `settings` put in force: its mode and `redact_patterns`, with the environment's (and `extra`'s) secret values."
+    return Redactor(settings.redact, secret_values(extra), redact_patterns(settings.redact_patterns))
