@@ -22,9 +22,9 @@ from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_setti
 from . import evaluation, stats, tracking
 
 # %% auto #0
-__all__ = ['RATES', 'BY', 'TREND_COLUMNS', 'COST_COLUMNS', 'NO_ERROR', 'Trend', 'trend', 'Costs', 'cost', 'Baseline',
-           'set_baseline', 'Regressions', 'regressions', 'Sample', 'Drift', 'drift', 'dataset_from_traces', 'Promotion',
-           'promote', 'Rollback', 'rollback', 'audit', 'log_report']
+__all__ = ['RATES', 'BY', 'TREND_COLUMNS', 'COST_COLUMNS', 'Regressions', 'Trend', 'trend', 'Costs', 'cost', 'Baseline',
+           'set_baseline', 'regressions', 'Sample', 'Drift', 'drift', 'dataset_from_traces', 'Promotion', 'promote',
+           'Rollback', 'rollback', 'audit', 'log_report']
 
 # %% ../nbs/11_monitor.ipynb #e2ca0f27
 RATES = {"pass_rate": "metrics.n_cases", "error_rate": "metrics.n", "cache_hit_rate": "metrics.n"}   # rate -> what it counts
@@ -177,103 +177,8 @@ def set_baseline(run_id: str, name: str = "production", settings: Settings | Non
     for p, v in moved.items(): tracking.move_prompt_alias(p, name, v, action="baseline", run_id=run_id, settings=settings)
     return Baseline(run_id, name, mark["at"], mark["by"], moved, {p: v for p, v in versions.items() if len(v) > 1})
 
-# %% ../nbs/11_monitor.ipynb #a88c8aa1
-NO_ERROR = "score.no_error"
-
-def _pairs(run, base) -> tuple[list[tuple[str, str]], list[str]]:
-    "Each variant of `run` with the baseline variant of the same prompt name and model (the same variant first); why others have none."
-    key = lambda t: t.groupby("variant", sort=False)[["prompt_name", "model"]].first()
-    pairs, unmatched = [], []
-    base_keys = key(base)
-    for v, (p, m) in key(run).iterrows():
-        same = base_keys[(base_keys.prompt_name == p) & (base_keys.model == m)].index.tolist()
-        if v in same: pairs.append((v, v))
-        elif len(same) == 1: pairs.append((v, same[0]))
-        elif same: unmatched.append(f"{v}: the baseline has several versions of prompt {p!r} with {m} ({', '.join(same)})")
-        else: unmatched.append(f"{v}: the baseline has no variant of prompt {p!r} with model {m}")
-    return pairs, unmatched
-
-def _paired_table(run_rows, base_rows):
-    "The rows of one pair as a results table of two variants, 'baseline' and 'run', with the `no_error` score added."
-    both = pd.concat([base_rows.assign(variant="baseline"), run_rows.assign(variant="run")], ignore_index=True)
-    return both.assign(**{NO_ERROR: both.error.isna().astype(float)})
-
-# %% ../nbs/11_monitor.ipynb #20737156
-def _flips(both, col: str, variant: str, baseline_variant: str):
-    "The cases of a pair whose pass/fail `col` passed in the baseline and fails in the run (a failed call fails), with both outputs."
-    passed = both[col].where(both.error.isna(), 0.0)             # a failed call fails every pass/fail score
-    mean = both.assign(_p=passed).groupby(["variant", "case_id"])["_p"].mean().unstack(0)
-    if not {"baseline", "run"} <= set(mean.columns): return pd.DataFrame()
-    flipped = mean[(mean["baseline"] >= 0.5) & (mean["run"] < 0.5)].index
-    first = lambda v: both[(both.variant == v) & both.case_id.isin(flipped)].drop_duplicates("case_id").set_index("case_id")
-    b, r = first("baseline"), first("run")
-    inputs = [c for c in both.columns if c.startswith("input.")]
-    return pd.DataFrame({"variant": variant, "baseline_variant": baseline_variant, "metric": col.removeprefix("score."),
-                         "case_id": list(flipped), **{c: r[c].reindex(flipped).to_numpy() for c in inputs},
-                         "baseline_output": b["output"].reindex(flipped).to_numpy(), "output": r["output"].reindex(flipped).to_numpy(),
-                         "error": r["error"].reindex(flipped).to_numpy()})
-
-# %% ../nbs/11_monitor.ipynb #d5002330
-@dataclass
-class Regressions:
-    "A run compared with its baseline, case by case: the comparisons (Holm-corrected), the flipped cases, a verdict."
-    run_id: str
-    baseline_run_id: str
-    comparisons: Any       # DataFrame: variant, baseline_variant, metric, n, baseline, run, diff, lo, hi, test, p_value, p_holm, worse, better
-    flips: Any             # DataFrame: the cases that went from pass to fail, with both outputs
-    unmatched: list
-    alpha: float
-    verdict: str
-
-    @property
-    def regressed(self) -> bool: return bool(self.comparisons["worse"].any()) if len(self.comparisons) else False
-
-    @property
-    def exit_code(self) -> int: return 1 if self.regressed else 0
-
-    def __repr__(self) -> str:
-        shown = self.comparisons[["variant", "metric", "n", "baseline", "run", "diff", "p_holm", "worse"]] if len(self.comparisons) else self.comparisons
-        with pd.option_context("display.width", 200, "display.max_colwidth", 40):
-            table = shown.to_string(index=False, float_format=lambda x: f"{x:.3g}")
-        return "\n".join([self.verdict, table] + [f"not compared: {u}" for u in self.unmatched])
-
-    def _repr_html_(self) -> str:
-        import html
-        return f"<p><b>{html.escape(self.verdict)}</b></p>" + self.comparisons.to_html(index=False, float_format=lambda x: f"{x:.3g}")
-
-# %% ../nbs/11_monitor.ipynb #d80381fe
-def _change(diff: float, lo: float, hi: float, binary: bool) -> str:
-    if binary: return f"{diff * 100:+.1f} pts [{lo * 100:+.1f}, {hi * 100:+.1f}]"
-    return f"{diff:+.3g} [{lo:+.3g}, {hi:+.3g}]"
-
-def _p_text(p: float) -> str: return "p_holm<0.001" if p < 0.001 else f"p_holm={p:.2g}"
-
-def _regression_verdict(comparisons, flips, baseline_run_id: str, alpha: float) -> str:
-    "The verdict of a regression report in one paragraph."
-    m, worse, better = len(comparisons), comparisons[comparisons.worse], comparisons[comparisons.better]
-    flipped = f"{flips.case_id.nunique() if len(flips) else 0} case(s) flipped pass → fail"
-    against = f"against baseline {baseline_run_id} ({m} comparisons, Holm-corrected, α={alpha:g})"
-    if len(worse):
-        items = "; ".join(f"{r.metric} on {r.variant}: {_change(r['diff'], r.lo, r.hi, r.binary)}, {_p_text(r.p_holm)}" for _, r in worse.iterrows())
-        return f"REGRESSION {against}: {len(worse)} significantly worse — {items}. {flipped}."
-    if len(better):
-        items = "; ".join(f"{r.metric} on {r.variant}: {_change(r['diff'], r.lo, r.hi, r.binary)}" for _, r in better.iterrows())
-        return f"No regression {against}: nothing significantly worse, {len(better)} significantly better — {items}. {flipped}, within chance."
-    return f"No regression {against}: no metric changed significantly; {flipped}, within chance."
-
 # %% ../nbs/11_monitor.ipynb #34784831
-def _compare_pair(both, variant: str, baseline_variant: str, alpha: float) -> list[dict]:
-    "One pair's comparison on every metric both sides have a value of."
-    rows = []
-    for col in [c for c in stats.score_columns(both) if both.loc[both.variant == "baseline", c].notna().any()
-                and both.loc[both.variant == "run", c].notna().any()]:
-        try: c = stats.compare(both, "baseline", "run", col, 1 - alpha)
-        except LlmopsBenchError: continue          # no case scored on both sides
-        means = stats.case_means(both, col)
-        rows.append({"variant": variant, "baseline_variant": baseline_variant, "metric": col.removeprefix("score."), "n": c.n,
-                     "baseline": float(means["baseline"].mean()), "run": float(means["run"].mean()), "diff": c.diff, "lo": c.lo,
-                     "hi": c.hi, "test": c.test, "p_value": c.p_value, "binary": stats.is_binary(both[col]), "warning": c.warning})
-    return rows
+Regressions = stats.Regressions   # the report, also under this module's name
 
 def regressions(run_id: str, baseline: str | None = None, *, name: str = "production", alpha: float = 0.05,
                 settings: Settings | None = None) -> Regressions:
@@ -285,20 +190,7 @@ def regressions(run_id: str, baseline: str | None = None, *, name: str = "produc
                                f"lb.monitor.set_baseline(RUN_ID, {name!r}), or pass baseline=RUN_ID.")
     run, _, run_id = tracking.read_evaluation(run_id, settings)
     base, _, baseline = tracking.read_evaluation(baseline, settings)
-    pairs, unmatched = _pairs(run, base)
-    if not pairs: raise LlmopsBenchError(f"Nothing to compare between run {run_id} and baseline {baseline}: " + "; ".join(unmatched) + ".")
-    rows, flips = [], []
-    for v, b in pairs:
-        both = _paired_table(run[run.variant == v], base[base.variant == b])
-        rows += _compare_pair(both, v, b, alpha)
-        flips += [_flips(both, c, v, b) for c in stats.score_columns(both) if stats.is_binary(both[c])]
-    comparisons = pd.DataFrame(rows)
-    comparisons["p_holm"] = stats.holm(comparisons.p_value.tolist())
-    comparisons["worse"] = (comparisons.p_holm < alpha) & (comparisons["diff"] < 0)
-    comparisons["better"] = (comparisons.p_holm < alpha) & (comparisons["diff"] > 0)
-    flips = pd.concat([f for f in flips if len(f)], ignore_index=True) if any(len(f) for f in flips) else pd.DataFrame(
-        columns=["variant", "baseline_variant", "metric", "case_id", "baseline_output", "output", "error"])
-    return Regressions(run_id, baseline, comparisons, flips, unmatched, alpha, _regression_verdict(comparisons, flips, baseline, alpha))
+    return stats.regressions(run, base, run_id=run_id, baseline_run_id=baseline, alpha=alpha)
 
 # %% ../nbs/11_monitor.ipynb #7e3bdef5
 @dataclass
@@ -438,7 +330,7 @@ def _drift_tests(sa: Sample, sb: Sample, embed, permutations: int, seed: int) ->
 # %% ../nbs/11_monitor.ipynb #f74eae0a
 def _test_verdict(r, a: str, b: str, alpha: float) -> str:
     if math.isnan(r["p_value"]): return "not tested: nothing to compare"
-    found = f"{r['statistic']} = {r['value']:.3g}, {_p_text(r['p_holm'])}"
+    found = f"{r['statistic']} = {r['value']:.3g}, {stats.p_holm_text(r['p_holm'])}"
     if r["drifted"]: return f"drift: {r['test']} differs ({a}: {r['a']}; {b}: {r['b']}; {found} < {alpha:g})"
     return f"no drift detected ({found})"
 

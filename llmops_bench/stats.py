@@ -20,11 +20,12 @@ from typing import Any, Sequence
 from .core import GateFailed, LlmopsBenchError
 
 # %% auto #0
-__all__ = ['RESAMPLES', 'SCORE_SUFFIXES', 'SMALL_N', 'GATE_METRICS', 'score_columns', 'is_binary', 'case_means',
+__all__ = ['RESAMPLES', 'SCORE_SUFFIXES', 'SMALL_N', 'GATE_METRICS', 'NO_ERROR', 'score_columns', 'is_binary', 'case_means',
            'wilson_interval', 'bootstrap_interval', 'summarize', 'summary_scores', 'mcnemar_exact', 'wilcoxon_p',
            'Comparison', 'compare', 'holm', 'rank', 'Agreement', 'cohen_kappa', 'judge_agreement', 'Gate', 'parse_gate',
            'GateReport', 'check_gates', 'SampleSize', 'cases_needed', 'plan_from_pilot', 'betting_capital',
-           'SequentialDecision', 'sequential_decision', 'sequential_decisions']
+           'SequentialDecision', 'sequential_decision', 'sequential_decisions', 'Regressions', 'p_holm_text',
+           'regressions']
 
 # %% ../nbs/05_stats.ipynb #37d1cf65
 RESAMPLES = 2000   # bootstrap resamples: each end of a 95% interval then moves by about 1.5% of its width from seed to seed
@@ -606,3 +607,122 @@ def sequential_decisions(results, score: str | None = None, alpha: float = 0.05,
     for s, p in zip(out, holm([s.p_value for s in out])):
         if p < alpha: s.decision = f"{s.b if s.diff > 0 else s.a} is better"
     return out
+
+# %% ../nbs/05_stats.ipynb #a88c8aa1
+NO_ERROR = "score.no_error"
+
+def _pairs(run, base) -> tuple[list[tuple[str, str]], list[str]]:
+    "Each variant of `run` with the baseline variant of the same prompt name and model (the same variant first); why others have none."
+    key = lambda t: t.groupby("variant", sort=False)[["prompt_name", "model"]].first()
+    pairs, unmatched = [], []
+    base_keys = key(base)
+    for v, (p, m) in key(run).iterrows():
+        same = base_keys[(base_keys.prompt_name == p) & (base_keys.model == m)].index.tolist()
+        if v in same: pairs.append((v, v))
+        elif len(same) == 1: pairs.append((v, same[0]))
+        elif same: unmatched.append(f"{v}: the baseline has several versions of prompt {p!r} with {m} ({', '.join(same)})")
+        else: unmatched.append(f"{v}: the baseline has no variant of prompt {p!r} with model {m}")
+    return pairs, unmatched
+
+def _paired_table(run_rows, base_rows):
+    "The rows of one pair as a results table of two variants, 'baseline' and 'run', with the `no_error` score added."
+    import pandas as pd
+    both = pd.concat([base_rows.assign(variant="baseline"), run_rows.assign(variant="run")], ignore_index=True)
+    return both.assign(**{NO_ERROR: both.error.isna().astype(float)})
+
+def _flips(both, col: str, variant: str, baseline_variant: str):
+    "The cases of a pair whose pass/fail `col` passed in the baseline and fails in the run (a failed call fails), with both outputs."
+    import pandas as pd
+    passed = both[col].where(both.error.isna(), 0.0)             # a failed call fails every pass/fail score
+    mean = both.assign(_p=passed).groupby(["variant", "case_id"])["_p"].mean().unstack(0)
+    if not {"baseline", "run"} <= set(mean.columns): return pd.DataFrame()
+    flipped = mean[(mean["baseline"] >= 0.5) & (mean["run"] < 0.5)].index
+    first = lambda v: both[(both.variant == v) & both.case_id.isin(flipped)].drop_duplicates("case_id").set_index("case_id")
+    b, r = first("baseline"), first("run")
+    inputs = [c for c in both.columns if c.startswith("input.")]
+    return pd.DataFrame({"variant": variant, "baseline_variant": baseline_variant, "metric": col.removeprefix("score."),
+                         "case_id": list(flipped), **{c: r[c].reindex(flipped).to_numpy() for c in inputs},
+                         "baseline_output": b["output"].reindex(flipped).to_numpy(), "output": r["output"].reindex(flipped).to_numpy(),
+                         "error": r["error"].reindex(flipped).to_numpy()})
+
+# %% ../nbs/05_stats.ipynb #d5002330
+@dataclass
+class Regressions:
+    "A run compared with its baseline, case by case: the comparisons (Holm-corrected), the flipped cases, a verdict."
+    run_id: str
+    baseline_run_id: str
+    comparisons: Any       # DataFrame: variant, baseline_variant, metric, n, baseline, run, diff, lo, hi, test, p_value, p_holm, worse, better
+    flips: Any             # DataFrame: the cases that went from pass to fail, with both outputs
+    unmatched: list
+    alpha: float
+    verdict: str
+
+    @property
+    def regressed(self) -> bool: return bool(self.comparisons["worse"].any()) if len(self.comparisons) else False
+
+    @property
+    def exit_code(self) -> int: return 1 if self.regressed else 0
+
+    def __repr__(self) -> str:
+        import pandas as pd
+        shown = self.comparisons[["variant", "metric", "n", "baseline", "run", "diff", "p_holm", "worse"]] if len(self.comparisons) else self.comparisons
+        with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+            table = shown.to_string(index=False, float_format=lambda x: f"{x:.3g}")
+        return "\n".join([self.verdict, table] + [f"not compared: {u}" for u in self.unmatched])
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{html.escape(self.verdict)}</b></p>" + self.comparisons.to_html(index=False, float_format=lambda x: f"{x:.3g}")
+
+# %% ../nbs/05_stats.ipynb #d80381fe
+def _change(diff: float, lo: float, hi: float, binary: bool) -> str:
+    if binary: return f"{diff * 100:+.1f} pts [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+    return f"{diff:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+
+def p_holm_text(p: float) -> str:
+    "A Holm-corrected p-value as a report prints it."
+    return "p_holm<0.001" if p < 0.001 else f"p_holm={p:.2g}"
+
+def _regression_verdict(comparisons, flips, baseline_run_id: str, alpha: float) -> str:
+    "The verdict of a regression report in one paragraph."
+    m, worse, better = len(comparisons), comparisons[comparisons.worse], comparisons[comparisons.better]
+    flipped = f"{flips.case_id.nunique() if len(flips) else 0} case(s) flipped pass → fail"
+    against = f"against baseline {baseline_run_id} ({m} comparisons, Holm-corrected, α={alpha:g})"
+    if len(worse):
+        items = "; ".join(f"{r.metric} on {r.variant}: {_change(r['diff'], r.lo, r.hi, r.binary)}, {p_holm_text(r.p_holm)}" for _, r in worse.iterrows())
+        return f"REGRESSION {against}: {len(worse)} significantly worse — {items}. {flipped}."
+    if len(better):
+        items = "; ".join(f"{r.metric} on {r.variant}: {_change(r['diff'], r.lo, r.hi, r.binary)}" for _, r in better.iterrows())
+        return f"No regression {against}: nothing significantly worse, {len(better)} significantly better — {items}. {flipped}, within chance."
+    return f"No regression {against}: no metric changed significantly; {flipped}, within chance."
+
+# %% ../nbs/05_stats.ipynb #34784831
+def _compare_pair(both, variant: str, baseline_variant: str, alpha: float) -> list[dict]:
+    "One pair's comparison on every metric both sides have a value of."
+    rows = []
+    for col in [c for c in score_columns(both) if both.loc[both.variant == "baseline", c].notna().any()
+                and both.loc[both.variant == "run", c].notna().any()]:
+        try: c = compare(both, "baseline", "run", col, 1 - alpha)
+        except LlmopsBenchError: continue          # no case scored on both sides
+        means = case_means(both, col)
+        rows.append({"variant": variant, "baseline_variant": baseline_variant, "metric": col.removeprefix("score."), "n": c.n,
+                     "baseline": float(means["baseline"].mean()), "run": float(means["run"].mean()), "diff": c.diff, "lo": c.lo,
+                     "hi": c.hi, "test": c.test, "p_value": c.p_value, "binary": is_binary(both[col]), "warning": c.warning})
+    return rows
+
+def regressions(run, baseline, *, run_id: str = "run", baseline_run_id: str = "baseline", alpha: float = 0.05) -> Regressions:
+    "Results table `run` against `baseline`'s, case by case: each variant against the baseline's of the same prompt and model, every score and `no_error`, Holm-corrected."
+    import pandas as pd
+    pairs, unmatched = _pairs(run, baseline)
+    if not pairs: raise LlmopsBenchError(f"Nothing to compare between run {run_id} and baseline {baseline_run_id}: " + "; ".join(unmatched) + ".")
+    rows, flips = [], []
+    for v, b in pairs:
+        both = _paired_table(run[run.variant == v], baseline[baseline.variant == b])
+        rows += _compare_pair(both, v, b, alpha)
+        flips += [_flips(both, c, v, b) for c in score_columns(both) if is_binary(both[c])]
+    comparisons = pd.DataFrame(rows)
+    comparisons["p_holm"] = holm(comparisons.p_value.tolist())
+    comparisons["worse"] = (comparisons.p_holm < alpha) & (comparisons["diff"] < 0)
+    comparisons["better"] = (comparisons.p_holm < alpha) & (comparisons["diff"] > 0)
+    flips = pd.concat([f for f in flips if len(f)], ignore_index=True) if any(len(f) for f in flips) else pd.DataFrame(
+        columns=["variant", "baseline_variant", "metric", "case_id", "baseline_output", "output", "error"])
+    return Regressions(run_id, baseline_run_id, comparisons, flips, unmatched, alpha, _regression_verdict(comparisons, flips, baseline_run_id, alpha))
