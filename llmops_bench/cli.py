@@ -17,8 +17,8 @@ from .core import LlmopsBenchError, Prompt
 
 # %% auto #0
 __all__ = ['DEMO_PROMPTS', 'DEMO_MODELS', 'DEMO_EXPERIMENT', 'demo_dataset_path', 'run_demo', 'runs_list', 'runs_show',
-           'runs_compare', 'runs_push', 'ui', 'eval_spec', 'job_run', 'job_sweep', 'job_rerun', 'runs_regressions',
-           'runs_audit', 'promote_command', 'build_parser', 'main']
+           'runs_compare', 'runs_push', 'ui', 'server_command', 'eval_spec', 'job_run', 'job_sweep', 'job_rerun',
+           'runs_regressions', 'runs_audit', 'promote_command', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #772806b1
 DEMO_PROMPTS = (
@@ -122,6 +122,31 @@ def ui(port: int, out) -> int:
     except KeyboardInterrupt:
         proc.terminate(); proc.wait(timeout=30)
         return 0
+
+# %% ../nbs/12_cli.ipynb #c3f4713e
+_SERVER_HELP = """Start the team's MLflow tracking server (mlflow server --app-name basic-auth --serve-artifacts) on PostgreSQL.
+Before the first start: create the databases (createdb mlflow; createdb mlflow_auth), and export
+  PGPASSWORD=...                                  the database user's password (or use ~/.pgpass); never in the URI
+  MLFLOW_AUTH_ADMIN_PASSWORD=...                  the admin's password, of your choosing (12+ characters)
+  MLFLOW_FLASK_SERVER_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')
+Team members then set MLFLOW_TRACKING_URI=http://HOST:PORT, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."""
+
+def server_command(args, out) -> int:
+    "`server`: check the settings and secrets, then become the team's `mlflow server` process."
+    from llmops_bench import server
+    from llmops_bench.core import load_settings
+    config_dir = Path(args.config_dir) if args.config_dir else load_settings().root/"mlflow"/"server"
+    plan = server.TeamServer(args.backend_store_uri, args.artifacts_destination, config_dir, host=args.host, port=args.port,
+                             workers=args.workers, default_permission=args.default_permission, auth_database_uri=args.auth_database_uri,
+                             allowed_hosts=args.allowed_hosts)
+    plan.environment()   # refuses here, before a word is printed, without an admin password and secret key
+    print(f"MLflow team server at {plan.url} (users and permissions: basic-auth, default permission {plan.default_permission}; "
+          f"runs: {plan.backend_store_uri}; artifacts: {plan.artifacts_destination}). Ctrl-C stops it.", file=out, flush=True)
+    if not server.is_loopback(plan.host):
+        print(f"llmops-bench: listening on {plan.host}: basic auth sends passwords with every request, so put TLS (a reverse proxy) "
+              f"in front of it before anyone logs in over the network.", file=sys.stderr, flush=True)
+    server.serve(plan)
+    return 0   # not reached: serve() becomes the server
 
 # %% ../nbs/12_cli.ipynb #c1a0e5f2
 def _kept(results, what: str = "evaluation") -> None:
@@ -354,6 +379,18 @@ def _runs_and_ui_parsers(sub) -> None:
     for p in (regress, audit): p.add_argument("--json", action="store_true", help="print JSON")
     ui = sub.add_parser("ui", help="start the MLflow UI on the tracking store (127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    srv = sub.add_parser("server", help="start the team's MLflow server: PostgreSQL, artifacts through it, accounts and permissions",
+                         description=_SERVER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EXIT_CODES)
+    srv.add_argument("--backend-store-uri", required=True, metavar="URI", help="postgresql://USER@HOST:5432/DATABASE (password in PGPASSWORD)")
+    srv.add_argument("--artifacts-destination", required=True, metavar="DIR|s3://BUCKET/PREFIX", help="where the server keeps artifacts")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    srv.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    srv.add_argument("--default-permission", default="READ", type=str.upper, choices=["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"],
+                     help="what users may do with experiments nobody granted them anything on (default READ; NO_PERMISSIONS: private)")
+    srv.add_argument("--auth-database-uri", metavar="URI", help="the users' and permissions' database (default: DATABASE_auth on the same server)")
+    srv.add_argument("--config-dir", metavar="DIR", help="where the auth app's ini file is written (default: <root>/mlflow/server)")
+    srv.add_argument("--allowed-hosts", metavar="HOSTS", help="Host headers to accept, comma-separated (when clients use a name, such as mlflow.team:5000)")
 
 def _promote_parsers(sub) -> None:
     promote = sub.add_parser("promote", help="move a registry alias to a candidate prompt only when it is proven no worse", epilog=_EXIT_CODES,
@@ -393,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run_demo(args.repeats, progress=not args.no_progress)
             if results.unlogged is not None: _kept(results); return 3
         elif args.command == "ui": return ui(args.port, out)
+        elif args.command == "server": return server_command(args, out)
         elif args.command == "eval": return eval_spec(args.spec, args.experiment, args.gate or [], args.json, not args.no_progress, out,
                                                       args.max_cost_usd, args.max_calls)
         elif args.command == "promote": return promote_command(args, out)
