@@ -23,7 +23,8 @@ from . import tracking
 __all__ = ['STYLE', 'ERROR_WORDS', 'escape', 'output_html', 'note', 'pending', 'stale_note', 'as_number', 'seconds',
            'score_colour', 'facts', 'word_diff', 'diff_html', 'column_header', 'preview', 'case_html', 'case_heading',
            'cell_text', 'cell_detail', 'number_format', 'table_html', 'summary_html', 'short_names', 'verdict',
-           'comparison_html', 'ranking_html', 'png', 'session_status', 'not_sent', 'run_link', 'run_info']
+           'comparison_html', 'ranking_html', 'regressions_html', 'png', 'session_status', 'not_sent', 'run_link',
+           'run_info']
 
 # %% ../nbs/08b_views.ipynb #b7c1e002
 STYLE = """<style>
@@ -285,6 +286,29 @@ def ranking_html(ranked, names: Mapping[str, str] | None = None) -> str:
                         "behind": [behind(d) for d in ranked.diff_vs_best], "p_holm": ranked.p_holm,
                         "worse": ["yes" if w else "no" if as_number(p) is not None else "—" for w, p in zip(ranked.worse_than_best, ranked.p_holm)]})
     return table_html(out, headers={"n_cases": "cases", "behind": "behind the best", "p_holm": "p (Holm)", "worse": "worse than the best?"})
+
+# %% ../nbs/08b_views.ipynb #884b49f0
+def regressions_html(report, names: Mapping[str, str] | None = None, max_flips: int = 10) -> str:
+    "A `stats.Regressions` report as HTML: the verdict, the significant changes, and the flipped cases with both outputs."
+    import pandas as pd
+    kind = "error" if report.regressed else "ok"
+    c = report.comparisons
+    changed = c[c.worse | c.better] if len(c) else c
+    parts = [note(report.verdict, kind, "lb-regression-verdict")]
+    if len(changed):
+        parts.append(table_html(pd.DataFrame({
+            "variant": [(names or {}).get(v, v) for v in changed.variant], "metric": changed.metric, "cases": changed.n,
+            "baseline": changed.baseline, "run": changed.run, "change": changed["diff"], "p_holm": changed.p_holm,
+            "worse": ["yes" if w else "no" for w in changed.worse]}), headers={"p_holm": "p (Holm)", "worse": "worse?"}))
+    flips = report.flips
+    if len(flips):
+        shown = flips.head(max_flips)
+        parts.append(f'<div style="font-size:12px;margin-top:6px">{len(flips)} flipped pass → fail'
+                     f'{f" (first {max_flips})" if len(flips) > max_flips else ""}:</div>')
+        parts.append(table_html(pd.DataFrame({"case": shown.case_id, "metric": shown.metric, "baseline output": shown.baseline_output,
+                                              "run output": shown.output})))
+    parts += [note(f"not compared: {u}", "warn") for u in report.unmatched]
+    return "".join(parts)
 
 # %% ../nbs/08b_views.ipynb #b7c1e023
 def png(fig, dpi: int = 96) -> bytes:
