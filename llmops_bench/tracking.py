@@ -27,17 +27,18 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .core import LlmopsBenchError, Prompt, Settings, load_settings
+from .governance import Redactor, redactor
 
 # %% auto #0
-__all__ = ['KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG',
-           'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError', 'check_reachable',
-           'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment',
-           'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'cases_html',
-           'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating',
-           'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run',
-           'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run', 'prompt_alias',
-           'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion', 'read_traces', 'audit_table',
-           'log_report']
+__all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG',
+           'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError',
+           'check_reachable', 'redact_frame', 'RedactingClient', 'mlflow_client', 'experiment_name', 'experiment_id',
+           'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit', 'global_tracking_uri',
+           'log_traces', 'evaluation_run_name', 'cases_html', 'who', 'log_evaluation', 'list_runs', 'read_evaluation',
+           'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
+           'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline',
+           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
+           'record_promotion', 'read_traces', 'audit_table', 'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -99,9 +100,107 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as e:
         raise StoreError(f"The MLflow tracking server at {uri} did not answer within {timeout:g} s ({getattr(e, 'reason', e)}).") from None
 
+# %% ../nbs/07_tracking.ipynb #915e23f8
+REDACT_TAG = "llmops_bench.redact"
+_KEPT_TAGS = ("mlflow.user", "llmops_bench.user", "llmops_bench.host")   # who acted: the audit's facts, not the data's
+_TEXT_FILES = (".html", ".htm", ".txt", ".md", ".csv", ".tsv", ".yaml", ".yml", ".py", ".log", ".xml", ".jsonl", ".svg")
+
+def redact_frame(df, redact: Redactor):
+    "A copy of DataFrame `df` with its column names and every text (or dict/list) cell redacted; numbers are kept as they are."
+    import pandas as pd
+    out = df.copy()
+    for i, c in enumerate(df.columns):
+        col = df.iloc[:, i]
+        if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col): out.isetitem(i, col.map(redact.value))
+    out.columns = [redact(c) if isinstance(c, str) else c for c in df.columns]
+    return out
+
+def _redact_file(path: Path, redact: Redactor, folder: Path) -> Path:
+    "`path`, or when redaction changes it a redacted copy in `folder` under the same name (json and notebooks by value, text as text, parquet as a table)."
+    suffix, out = path.suffix.lower(), folder/path.name
+    if suffix == ".parquet":
+        import pandas as pd
+        table = pd.read_parquet(path)
+        if (done := redact_frame(table, redact)).equals(table): return path
+        done.to_parquet(out, index=False)
+    elif suffix in (".json", ".ipynb") or suffix in _TEXT_FILES:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try: value = json.loads(text) if suffix in (".json", ".ipynb") else None
+        except ValueError: suffix = ".txt"
+        if suffix in (".json", ".ipynb"):
+            if (done := redact.value(value)) == value: return path   # untouched: the file exactly as it was (a job's source re-runs as is)
+            out.write_text(json.dumps(done, ensure_ascii=False, indent=1 if suffix == ".ipynb" else None), encoding="utf-8")
+        else:
+            if (done := redact(text)) == text: return path
+            out.write_text(done, encoding="utf-8")
+    else: return path
+    return out
+
+# %% ../nbs/07_tracking.ipynb #41b251c7
+class RedactingClient:
+    "An `MlflowClient` whose every write of text goes through `redact` first, and whose runs record the redaction mode; reads pass through."
+    def __init__(self, client, redact: Redactor):
+        self._client, self.redact = client, redact
+
+    def __getattr__(self, name): return getattr(self._client, name)
+
+    def _tag(self, key: str, value):
+        return value if key in _KEPT_TAGS or key.endswith(".by") else self.redact(value if isinstance(value, str) else str(value))
+
+    def create_run(self, experiment_id: str, start_time: int | None = None, tags: Mapping | None = None, run_name: str | None = None):
+        tags = {**{k: self._tag(k, v) for k, v in (tags or {}).items()}, REDACT_TAG: self.redact.mode}
+        return self._client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=self.redact(run_name))
+
+    def log_batch(self, run_id: str, metrics=(), params=(), tags=(), synchronous: bool | None = None):
+        from mlflow.entities import Metric, Param, RunTag
+        name = lambda k: re.sub(r"[\[\]]", "", self.redact(k))   # a metric or param name holds no brackets
+        return self._client.log_batch(run_id, metrics=[Metric(name(m.key), m.value, m.timestamp, m.step) for m in metrics],
+                                      params=[Param(name(p.key), self.redact(p.value)) for p in params],
+                                      tags=[RunTag(t.key, self._tag(t.key, t.value)) for t in tags], synchronous=synchronous)
+
+    def set_tag(self, run_id: str, key: str, value, synchronous: bool | None = None):
+        return self._client.set_tag(run_id, key, self._tag(key, value), synchronous=synchronous)
+
+    def log_table(self, run_id: str, data, artifact_file: str) -> None:
+        table = redact_frame(data, self.redact) if hasattr(data, "columns") else self.redact.value(data)
+        self._client.log_table(run_id, table, self.redact(artifact_file))
+
+    def log_dict(self, run_id: str, dictionary, artifact_file: str) -> None:
+        self._client.log_dict(run_id, self.redact.value(dictionary), self.redact(artifact_file))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._client.log_text(run_id, self.redact(text), self.redact(artifact_file))
+
+    def log_artifact(self, run_id: str, local_path, artifact_path: str | None = None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            self._client.log_artifact(run_id, str(_redact_file(Path(local_path), self.redact, Path(tmp))), artifact_path)
+
+    def log_inputs(self, run_id: str, datasets=None, models=None) -> None:
+        from mlflow.entities import Dataset, DatasetInput
+        clean = [DatasetInput(Dataset(self.redact(d.dataset.name), d.dataset.digest, d.dataset.source_type, self.redact(d.dataset.source),
+                                      self.redact(d.dataset.schema), d.dataset.profile), d.tags) for d in datasets or []]
+        self._client.log_inputs(run_id, clean or datasets, models)
+
+    def start_trace(self, name: str, *args, inputs=None, attributes=None, tags=None, **kwargs):
+        return self._client.start_trace(self.redact(name), *args, inputs=self.redact.value(inputs), attributes=self.redact.value(attributes),
+                                        tags=self.redact.value(tags), **kwargs)
+
+    def end_trace(self, trace_id: str, outputs=None, attributes=None, **kwargs):
+        return self._client.end_trace(trace_id, outputs=self.redact.value(outputs), attributes=self.redact.value(attributes), **kwargs)
+
+    def register_prompt(self, name: str, template, commit_message: str | None = None, tags: Mapping | None = None, **kwargs):
+        return self._client.register_prompt(name, self.redact.value(template), commit_message=self.redact(commit_message),
+                                            tags=self.redact.value(tags), **kwargs)
+
+    def set_prompt_tag(self, name: str, key: str, value: str) -> None:
+        self._client.set_prompt_tag(name, key, self._tag(key, value))
+
+    def set_prompt_version_tag(self, name: str, version, key: str, value: str) -> None:
+        self._client.set_prompt_version_tag(name, version, key, self._tag(key, value))
+
 # %% ../nbs/07_tracking.ipynb #fd9b9dd8
-def mlflow_client(settings: Settings | None = None):
-    "An `MlflowClient` on the workbench's tracking URI (creates the embedded store's folder if needed)."
+def mlflow_client(settings: Settings | None = None) -> RedactingClient:
+    "An `MlflowClient` on the workbench's tracking URI whose writes are redacted as `settings` say (creates the embedded store's folder if needed)."
     for k, v in _MLFLOW_DEFAULTS.items(): os.environ.setdefault(k, v)
     settings = settings or load_settings()
     uri = tracking_uri(settings)
@@ -109,7 +208,7 @@ def mlflow_client(settings: Settings | None = None):
         (settings.root/"mlflow").mkdir(exist_ok=True)
     from mlflow import MlflowClient
     if is_embedded(uri): _open_store_once(uri)   # before any client: making one may already open (and migrate) the store
-    return MlflowClient(tracking_uri=uri)
+    return RedactingClient(MlflowClient(tracking_uri=uri), redactor(settings))
 
 # %% ../nbs/07_tracking.ipynb #772be7df
 def experiment_name(experiment: str | None, settings: Settings | None = None) -> str:
@@ -769,7 +868,7 @@ def read_traces(experiment: str | None = None, *, since: datetime | None = None,
 
 # %% ../nbs/07_tracking.ipynb #84e8dfb0
 AUDIT_COLUMNS = ["run_id", "start_time", "status", "user", "host", "git_commit", "git_dirty", "versions", "prompts", "models",
-                 "allow_models", "deny_models", "dataset", "job_run_id", "baselines", "promotion"]
+                 "allow_models", "deny_models", "redact", "dataset", "job_run_id", "baselines", "promotion"]
 
 def _audit_row(r) -> dict:
     import pandas as pd
@@ -786,6 +885,7 @@ def _audit_row(r) -> dict:
             "versions": versions or None, "prompts": ", ".join(json.loads(p["prompts"])) if "prompts" in p else None,
             "models": ", ".join(json.loads(p["models"])) if "models" in p else None,
             "allow_models": p.get("policy.allow_models"), "deny_models": p.get("policy.deny_models"),
+            "redact": t.get(REDACT_TAG),
             "dataset": f"{p.get('dataset.source')} ({p.get('dataset.size')} cases, {p.get('dataset.digest')})" if "dataset.digest" in p else None,
             "job_run_id": t.get("mlflow.parentRunId"), "baselines": ", ".join(marked) or None, "promotion": promotion}
 
