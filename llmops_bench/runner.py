@@ -25,7 +25,7 @@ from typing import Awaitable, Callable, Iterable, NamedTuple, Sequence
 
 from .core import (Case, ConfigError, Dataset, LlmopsBenchError, Model, PolicyError, Prompt, Settings, canonical_json,
                                 check_engine_number, content_hash, load_settings)
-from .governance import check_endpoint_policy, check_model_policy, credential_fingerprint, scrub, secret_values
+from .governance import Redactor, check_endpoint_policy, check_model_policy, credential_fingerprint, redactor, scrub, secret_values
 from . import providers
 
 # %% auto #0
@@ -511,7 +511,7 @@ class Runner:
                  rpm: float | None = None, backoff_s: float = 0.5, cache: ResponseCache | None = None, stream: bool = False,
                  progress: bool = True, allow_models: str | None = None, deny_models: str | None = None,
                  allow_endpoints: str | None = None, deny_endpoints: str | None = None, max_input_chars: int = 0,
-                 transport: str = "auto", hedge: bool | Hedging = True, budget: Budget | None = None):
+                 transport: str = "auto", hedge: bool | Hedging = True, budget: Budget | None = None, redact: Redactor | None = None):
         self.concurrency, self.retries = check_engine_number("concurrency", concurrency), check_engine_number("retries", retries)
         self.timeout_s, self.backoff_s = check_engine_number("timeout_s", timeout_s), check_engine_number("backoff_s", backoff_s)
         # 0 means "no bound" / "no limit" for these, as in settings.ini
@@ -529,15 +529,17 @@ class Runner:
             for name, given in zip(("allow_models", "deny_models", "allow_endpoints", "deny_endpoints"), policy))
         self.hedging = Hedging() if hedge is True else (hedge or None)
         self.budget = budget   # shared by every call through this runner: completions, judges, embeddings
+        self.redact = redact or redactor(project or load_settings())   # what the cache may hold (settings' redact, redact_patterns)
         self._hedgers: dict[Model, _Hedger] = {}   # each model's latencies, kept across runs
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> Runner:
-        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, input limit, policy, transport, hedging); overrides that are not None win."
+        "A Runner with the project's settings (concurrency, retries, timeout, rate limit, input limit, policy, transport, hedging, redaction); overrides that are not None win."
         base = {"concurrency": settings.concurrency, "model_concurrency": settings.model_concurrency or None, "retries": settings.retries,
                 "timeout_s": settings.timeout_s, "rpm": settings.rpm or None, "max_input_chars": settings.max_input_chars,
                 "allow_models": settings.allow_models, "deny_models": settings.deny_models, "allow_endpoints": settings.allow_endpoints,
-                "deny_endpoints": settings.deny_endpoints, "transport": settings.transport, "hedge": settings.hedge}
+                "deny_endpoints": settings.deny_endpoints, "transport": settings.transport, "hedge": settings.hedge,
+                "redact": redactor(settings)}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     def run(self, calls: Sequence[Call]):
@@ -682,7 +684,8 @@ class Runner:
             settle(answer)
             if isinstance(answer.get("output"), str): answer["output"] = scrub(answer["output"], secrets)
             answer.update(attempts=tally.requests, hedged=tally.hedged, started_at=started, total_s=time.perf_counter() - first)
-            if store is not None: await store.put(key, answer)
+            # an answer redaction would change is not cached: the cache never holds its text, and a re-run never scores an altered answer
+            if store is not None and (not isinstance(out := answer.get("output"), str) or self.redact(out) == out): await store.put(key, answer)
             return _Outcome(answer, None, tally.requests, tally.hedged, started, answer["total_s"])
 
     def _timeout(self, model: Model) -> float: return float(model.params.get("timeout", self.timeout_s))
