@@ -74,14 +74,15 @@ def auth_database_uri(backend_store_uri: str) -> str:
 # %% ../nbs/11a_server.ipynb #d962afa5
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
-def auth_config(database_uri: str, default_permission: str = "READ", admin_username: str = "admin") -> str:
-    "The basic-auth app's ini file: its users' database, the default permission on experiments, the admin's name."
+def auth_config(database_uri: str, default_permission: str = "READ", admin_username: str = "admin", auth_cache_s: int = 60) -> str:
+    "The basic-auth app's ini file: its users' database, the default permission on experiments, the admin's name, the login cache."
     permission = default_permission.upper()
     if permission not in PERMISSIONS:
         raise ConfigError(f"Unknown default permission {default_permission!r}; MLflow's are {', '.join(PERMISSIONS)}.")
+    if int(auth_cache_s) < 0: raise ConfigError(f"auth_cache_s is seconds (0 turns the login cache off), got {auth_cache_s}.")
     check_backend_store(database_uri)
     return (f"[mlflow]\ndefault_permission = {permission}\ndatabase_uri = {database_uri}\nadmin_username = {admin_username}\n"
-            f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\nauth_cache_ttl_seconds = {int(auth_cache_s)}\n")
 
 # %% ../nbs/11a_server.ipynb #52cb8491
 _QUIET = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -104,6 +105,7 @@ class TeamServer:
     default_permission: str = "READ"
     auth_database_uri: str | None = None  # default: `<database>_auth` on the backend's server
     allowed_hosts: str | None = None      # Host headers to accept besides localhost and private addresses
+    auth_cache_s: int = 60                # seconds a successful login is remembered (0: check the password on every request)
 
     def __post_init__(self):
         check_backend_store(self.backend_store_uri)
@@ -112,7 +114,7 @@ class TeamServer:
         if "://" not in self.artifacts_destination: self.artifacts_destination = str(Path(self.artifacts_destination).expanduser().resolve())
         if not 0 < int(self.port) < 65536: raise ConfigError(f"Port {self.port} is not a TCP port (1-65535).")
         if int(self.workers) < 1: raise ConfigError(f"workers must be 1 or more, got {self.workers}.")
-        auth_config(self.auth_database_uri, self.default_permission)   # checks the permission and the auth database now
+        auth_config(self.auth_database_uri, self.default_permission, auth_cache_s=self.auth_cache_s)   # checks them now
 
     @property
     def url(self) -> str:
@@ -142,7 +144,7 @@ def write_config(server: TeamServer) -> Path:
     "Write the auth app's ini file into the server's config folder (mode 600); its path."
     server.config_dir.mkdir(parents=True, exist_ok=True)
     path = server.config_path
-    path.write_text(auth_config(server.auth_database_uri, server.default_permission))
+    path.write_text(auth_config(server.auth_database_uri, server.default_permission, auth_cache_s=server.auth_cache_s))
     path.chmod(0o600)
     if "://" not in server.artifacts_destination: Path(server.artifacts_destination).mkdir(parents=True, exist_ok=True)
     return path
