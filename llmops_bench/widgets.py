@@ -734,15 +734,15 @@ def run_choices(runs, sources: Mapping[str, str] | None = None) -> list[tuple[st
 
 # %% ../nbs/09_widgets.ipynb #dc11222d
 class Runs(W.VBox):
-    "Browse an experiment's evaluations and Compare sessions in MLflow; pick some to see summaries, ranking, comparison and plots."
-    def __init__(self, experiment: str | None = None, settings: Settings | None = None, max_sources: int = 50):
-        self.settings, self.max_sources = settings or load_settings(), max_sources
+    "Browse an experiment's evaluations and Compare sessions in MLflow; pick some to see summaries, ranking, comparison, plots, and one against the baseline."
+    def __init__(self, experiment: str | None = None, settings: Settings | None = None, max_sources: int = 50, baseline: str = "production"):
+        self.settings, self.max_sources, self.baseline_name, self.report = settings or load_settings(), max_sources, baseline, None
         self.experiment, self.results, self.summary_frame, self._quiet = experiment or self.settings.experiment, None, None, False
         self._sources, self._choices, self.names = {}, [], {}   # what started each run (read from its spec once); variant → short name
         self.kind = W.ToggleButtons(options=["all", "evaluations", "Compare sessions"], value="all", style={"button_width": "11em"})
         self.picker = W.SelectMultiple(rows=8, layout=W.Layout(width="100%"))
         self.refresh_button, self.show_button = W.Button(description="Refresh", icon="refresh"), W.Button(description="Show", button_style="primary")
-        self.status, self.summary, self.comparison, self.ranking = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.status, self.summary, self.comparison, self.ranking, self.baseline = W.HTML(), W.HTML(), W.HTML(), W.HTML(), W.HTML()
         self.plots = W.Box(layout=W.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
         pick = dict(layout=W.Layout(width="22em"), style={"description_width": "3em"})
         self.score, self.a, self.b = W.Dropdown(description="score", **pick), W.Dropdown(description="a", **pick), W.Dropdown(description="b", **pick)
@@ -753,7 +753,8 @@ class Runs(W.VBox):
         super().__init__([_style(), W.HTML(f"<b>Runs in {escape(self.experiment)}</b>"), self.kind, self.picker,
                           W.HBox([self.refresh_button, self.show_button]), self.status, heading("Summary"), self.summary,
                           heading("Paired comparison"), W.HBox([self.score, self.a, self.b], layout=W.Layout(flex_flow="row wrap")),
-                          self.comparison, heading("Ranking"), self.ranking, heading("Plots"), self.plots], layout=W.Layout(width="100%"))
+                          self.comparison, heading("Ranking"), self.ranking, heading(f"Against the baseline ({baseline})"), self.baseline,
+                          heading("Plots"), self.plots], layout=W.Layout(width="100%"))
         self.add_class("lb-widget"); self.add_class("lb-runs")
         self.refresh()
 
@@ -777,7 +778,8 @@ class Runs(W.VBox):
         "Load the picked runs (or `run_ids`) and show their summary, ranking, paired comparison and plots."
         ids = list(run_ids or self.picker.value)
         if not ids: self.status.value = "Pick one or more runs first."; return
-        combined = combine_runs([evaluation.load(r, self.settings) for r in ids])
+        loaded = [evaluation.load(r, self.settings) for r in ids]
+        combined = combine_runs(loaded)
         self.results, self.summary_frame = Results(combined, {"runs": ids}), (summary := stats.summarize(combined))
         scores, variants = stats.summary_scores(summary), list(summary.variant)
         self.summary.value, self.names = views.summary_html(summary, scores), views.short_names(variants)
@@ -789,6 +791,22 @@ class Runs(W.VBox):
         self.plots.children = [W.Image(value=views.png(f), format="png", layout=W.Layout(margin="4px"))
                                for f in plots.evaluation_figures(combined, summary).values()]
         self.status.value = f"{len(ids)} runs · {len(variants)} variants · {combined.case_id.nunique()} cases"
+        self.baseline.value = self._against_baseline(loaded)
+
+    def _against_baseline(self, loaded: Sequence[Results]) -> str:
+        "The run shown against the run marked as baseline in its experiment (`stats.regressions`), as HTML; `self.report` keeps the report."
+        self.report, name = None, self.baseline_name
+        if len(loaded) != 1: return views.note("Pick one run to compare it with the baseline.")
+        run = loaded[0]
+        try: marked = tracking.baseline_run(name, run_id=run.run_id, settings=self.settings)
+        except LlmopsBenchError as e: return views.note(e, "warn")
+        if marked is None: return views.note(f"No run is marked as baseline {name!r} in {self.experiment}: mark one with "
+                                             f"lb.monitor.set_baseline(RUN_ID, {name!r}) or `llmops-bench promote`.")
+        if marked == run.run_id: return views.note(f"This run is the baseline {name!r}.", "ok")
+        try: self.report = stats.regressions(run.results, evaluation.load(marked, self.settings).results, run_id=run.run_id,
+                                             baseline_run_id=marked)
+        except LlmopsBenchError as e: return views.note(e, "warn")
+        return views.regressions_html(self.report, self.names)
 
     def compare(self):
         "The paired comparison of variants a and b on the chosen score, and the ranking; the `Comparison` (None when there is none)."
