@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .core import LlmopsBenchError, Settings, load_settings
+from .governance import redactor
 from . import evaluation, stats, tracking
 
 # %% auto #0
@@ -243,13 +244,15 @@ def _html(nb) -> str:
     return body
 
 def _read_outputs(report: JobReport, settings: Settings) -> None:
-    "Read the executed notebook's scraps and keep it, with its HTML rendering, on the job's run (when papermill wrote it at all)."
+    "Read the executed notebook's scraps, redact it (as settings.ini's `redact` says) and keep it, with its HTML rendering, on the job's run (when papermill wrote it at all)."
     import nbformat
     if not (report.output and report.output.is_file()):
         report.output = report.html = None
         return
     nb = nbformat.read(str(report.output), as_version=4)
     report.scraps = read_scraps(nb)
+    nb = redactor(settings).value(nb)   # sources, outputs and parameters; images are kept (the scraps above were read from the original)
+    nbformat.write(nb, str(report.output))
     report.html.write_text(_html(nb), encoding="utf-8")
     tracking.log_job_outputs(report.run_id, report.output, report.html, settings)
 
