@@ -14,8 +14,20 @@ import json
 import math
 import os
 import re
+from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+import yaml
+
+import yaml
+
+import yaml
 from typing import Any, Callable
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
@@ -23,9 +35,10 @@ from .scorers import Score, Scorer
 from . import scorers as scorer_lib, stats
 
 # %% auto #0
-__all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'RUBRIC_SYSTEM', 'RUBRIC_USER', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER',
-           'SpecError', 'Spec', 'scorer_factories', 'model_id', 'assertion_from_string', 'tests_from_csv',
-           'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
+__all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
+           'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'SpecError', 'Spec', 'scorer_factories', 'model_id', 'split_values',
+           'assertion_from_string', 'tests_from_csv', 'js_string', 'js_regex', 'is_refusal', 'check_assertion',
+           'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -36,14 +49,45 @@ def _key(path: tuple) -> str:
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
 class _Doc:
     "A YAML file as data plus its node tree, for messages that cite lines."
     def __init__(self, path: Path):
-        import yaml
         self.path = path
         if not path.is_file(): raise SpecError(f"No spec file at {path.resolve()}.")
         text = path.read_text(encoding="utf-8")
-        try: self.data, self.node = yaml.safe_load(text), yaml.compose(text)
+        try: self.data, self.node = yaml.load(text, Loader=_JsYaml), yaml.compose(text, Loader=_JsYaml)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             raise SpecError(f"{path}{f', line {mark.line + 1}' if mark else ''}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
@@ -51,7 +95,6 @@ class _Doc:
 
     def line(self, path: tuple) -> int:
         "The line (1-based) of the value at `path`, or of the deepest part of it that exists."
-        import yaml
         node = self.node
         for p in path:
             if isinstance(node, yaml.MappingNode):
@@ -85,6 +128,7 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
 
 # %% ../nbs/08a_specs.ipynb #bfbbb5cd
 def _unknown(doc: _Doc, data: dict, known, path: tuple = ()) -> None:
@@ -223,22 +267,44 @@ PROMPTFOO_KEYS = ("description", "prompts", "providers", "tests", "defaultTest",
                   "commandLineOptions", "scenarios", "derivedMetrics", "nunjucksFilters", "extensions", "tags", "metadata", "redteam",
                   "writeLatestResults", "targets")
 _SUPPORTED_TOP = ("description", "prompts", "providers", "tests", "defaultTest", "targets")
+_IGNORED_TOP = {"outputPath": "promptfoo's result file: the results go to MLflow", "sharing": "promptfoo's sharing",
+                "tags": "promptfoo's tags", "metadata": "promptfoo's metadata", "writeLatestResults": "promptfoo's result store"}
+_REFUSED_TOP = {"env": "set the variables in the environment before running llmops-bench eval",
+                "evaluateOptions": "use --concurrency / repeats of an llmops-bench spec", "commandLineOptions": "pass the options on the command line",
+                "scenarios": "write the combinations out as tests", "derivedMetrics": "compute them from the logged scores",
+                "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
-              "regex", "is-json", "contains-json", "similar", "llm-rubric", "cost", "latency")
+              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "similar", "llm-rubric", "cost", "latency")
+# promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
+PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
+    "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
+    "equals", "factuality", "finish-reason", "g-eval", "gleu", "guardrails", "icontains", "icontains-all", "icontains-any", "is-html", "is-json",
+    "is-refusal", "is-sql", "is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml", "javascript", "latency",
+    "levenshtein", "llm-rubric", "pi", "meteor", "model-graded-closedqa", "model-graded-factuality", "moderation", "perplexity", "perplexity-score",
+    "python", "regex", "rouge-n", "ruby", "similar", "similar:cosine", "similar:dot", "similar:euclidean", "starts-with", "tool-call-f1",
+    "skill-used", "trajectory:goal-success", "trajectory:tool-args-match", "trajectory:step-count", "trajectory:tool-sequence",
+    "trajectory:tool-used", "trace-error-spans", "trace-span-count", "trace-span-duration", "search-rubric", "webhook", "word-count")
 _VENDORS = {"openai": "", "ollama": "ollama/", "anthropic": "anthropic/", "azure": "azure/", "azureopenai": "azure/", "bedrock": "bedrock/",
             "vertex": "vertex_ai/", "mistral": "mistral/", "groq": "groq/", "openrouter": "openrouter/", "togetherai": "together_ai/",
             "deepseek": "deepseek/", "fireworks": "fireworks_ai/", "perplexity": "perplexity/", "cohere": "cohere/", "bench": "bench/",
             "gemini": "gemini/", "google": "gemini/", "xai": "xai/", "cerebras": "cerebras/", "litellm": ""}
 _KINDS = ("chat", "completion", "messages", "responses", "embedding", "embeddings")
-_CONFIG = {"temperature": "temperature", "max_tokens": "max_tokens", "top_p": "top_p", "seed": "seed", "apiBaseUrl": "api_base",
-           "apiHost": "api_base", "apiKey": "api_key", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty", "stop": "stop"}
+# promptfoo provider config key -> litellm argument (the same request reaches the same API)
+_CONFIG = {"temperature": "temperature", "max_tokens": "max_tokens", "max_completion_tokens": "max_completion_tokens", "maxTokens": "max_tokens",
+           "top_p": "top_p", "topP": "top_p", "top_k": "top_k", "seed": "seed", "stop": "stop", "frequency_penalty": "frequency_penalty",
+           "presence_penalty": "presence_penalty", "response_format": "response_format", "tools": "tools", "tool_choice": "tool_choice",
+           "reasoning_effort": "reasoning_effort", "logprobs": "logprobs", "top_logprobs": "top_logprobs", "n": "n", "user": "user",
+           "headers": "extra_headers", "apiBaseUrl": "api_base", "apiHost": "api_base", "apiKey": "api_key", "timeout": "timeout",
+           "organization": "organization", "apiVersion": "api_version"}
+_CONFIG_OK = (*_CONFIG, "apiKeyEnvar")
 
 def model_id(provider: str, config: dict | None = None) -> str:
     "The workbench model id of a promptfoo provider id (`openai:chat:gpt-4o-mini` → `gpt-4o-mini`, `ollama:chat:llama3` → `ollama/llama3`)."
     if provider == "echo": return "bench/echo"
     vendor, sep, rest = provider.partition(":")
     if not sep or vendor in ("exec", "python", "file", "http", "https", "webhook", "golang", "ruby", "browser", "websocket", "sequence"):
-        raise LlmopsBenchError(f"provider {provider!r} is not supported: use a 'vendor:model' id (openai:, anthropic:, ollama:, azure:, bedrock:, vertex:, ...).")
+        raise LlmopsBenchError(f"provider {provider!r} is not supported: use a 'vendor:model' id (openai:, anthropic:, ollama:, azure:, bedrock:, "
+                               "vertex:, ...); for your own endpoint, openai:chat:<model> with config.apiBaseUrl when it speaks OpenAI's API.")
     kind, sep2, name = rest.partition(":")
     if not (sep2 and kind in _KINDS): name = rest
     if not name: raise LlmopsBenchError(f"provider {provider!r} names no model.")
@@ -246,138 +312,370 @@ def model_id(provider: str, config: dict | None = None) -> str:
     return _VENDORS.get(vendor, f"{vendor}/") + name
 
 # %% ../nbs/08a_specs.ipynb #5124f33c
-_ASSERTION_STRING = re.compile(r"^(not-)?(" + "|".join(map(re.escape, sorted(ASSERTIONS + ("javascript", "python", "levenshtein", "rouge-n", "bleu",
-                                 "starts-with", "is-sql", "is-xml", "contains-xml", "is-html", "perplexity", "classifier", "answer-relevance",
-                                 "factuality", "model-graded-closedqa", "select-best", "moderation", "webhook", "is-valid-openai-tools-call"),
-                                 key=len, reverse=True))) + r")(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$")
+_ASSERTION_STRING = re.compile(r"^(not-)?(" + "|".join(map(re.escape, PROMPTFOO_ASSERTION_TYPES)) + r")(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$")
+_THRESHOLD_TYPES = ("answer-relevance", "classifier", "context-faithfulness", "context-recall", "context-relevance", "cost", "latency", "levenshtein",
+                    "perplexity-score", "perplexity", "rouge-n", "similar", "starts-with")
+
+def split_values(text: str) -> list[str]:
+    "A `contains-any`/`-all` value written as text, split as promptfoo splits it: on commas, `\"quoted, fields\"` kept whole, others trimmed."
+    out, i, n = [], 0, len(text)
+    while i < n:
+        while i < n and (text[i].isspace() or text[i] == ","): i += 1
+        if i >= n: break
+        if text[i] == '"':
+            i, field, closed = i + 1, "", False
+            while i < n:
+                if text[i] == "\\" and text[i + 1:i + 2] in ('"', "\\"): field += text[i + 1]; i += 2
+                elif text[i:i + 2] == '""': field += '"'; i += 2
+                elif text[i] == '"': closed = True; i += 1; break
+                else: field += text[i]; i += 1
+            if not closed: raise LlmopsBenchError(f"Unterminated quoted field in {text!r}.")
+            while i < n and text[i].isspace(): i += 1
+            if i < n and text[i] != ",": raise LlmopsBenchError(f"Expected a comma after a quoted field in {text!r}.")
+        else:
+            end = text.find(",", i)
+            end = n if end < 0 else end
+            field, i = text[i:end].strip(), end
+        out.append(field)
+    return out
+
+def _finite(text: str | None) -> float | None:
+    "A CSV cell as a number, or None when blank or not a number (promptfoo's parseFiniteNumber)."
+    text = (text or "").strip()
+    return float(text) if re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", text) and math.isfinite(float(text)) else None
 
 def assertion_from_string(text: str) -> dict:
-    "One `__expected` cell of a promptfoo CSV test file as an assertion (promptfoo's rules)."
+    "One `__expected` cell of a promptfoo CSV test file as an assertion: promptfoo 0.123.1's `assertionFromString`, rule for rule."
+    if text.startswith(("javascript:", "fn:", "eval:")) or text.startswith("file://") and text.endswith((".js", ".cjs", ".mjs", ".ts")):
+        return {"type": "javascript", "value": text.split(":", 1)[1].strip() if not text.startswith("file://") else text}
     if text.startswith(("grade:", "llm-rubric:")): return {"type": "llm-rubric", "value": text.split(":", 1)[1]}
-    if text.startswith(("javascript:", "fn:", "eval:")): return {"type": "javascript", "value": text.split(":", 1)[1].strip()}
-    if text.startswith("python:"): return {"type": "python", "value": text[7:].strip()}
+    if text.startswith("python:") or text.startswith("file://") and (text.endswith(".py") or ".py:" in text):
+        return {"type": "python", "value": text[7:].strip()}
     m = _ASSERTION_STRING.match(text)
     if not m: return {"type": "equals", "value": text}
     inverse, kind, threshold, value = m.groups()
     out = {"type": f"{inverse or ''}{kind}"}
-    if kind in ("contains-any", "contains-all", "icontains-any", "icontains-all"): out["value"] = [v.strip() for v in (value or "").split(",")]
-    elif value is not None: out["value"] = value
-    if kind in ("similar", "cost", "latency", "levenshtein", "rouge-n", "classifier", "answer-relevance", "perplexity"):
-        out["threshold"] = float(threshold) if threshold else (0.8 if kind == "similar" else 0.75)
+    if kind in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
+        if value is not None: out["value"] = split_values(value) if value else value
+    elif kind in ("contains-json", "is-json"):
+        if value is not None: out["value"] = value
+    elif value is not None: out["value"] = value.strip()
+    if kind in _THRESHOLD_TYPES: out["threshold"] = _finite(threshold) if _finite(threshold) is not None else (0.8 if kind == "similar" else 0.75)
     return out
 
+_CSV_IGNORED = ("__description", "__metric")   # a name, and a metric name for promptfoo's report: no verdict changes
+
 def tests_from_csv(path: Path) -> list[dict]:
-    "promptfoo tests from a CSV file: vars per column, `__expected*` assertions, `__description`, `__threshold`."
+    "promptfoo tests from a CSV file: vars per column, `__expected*` assertions (cells trimmed), `__description`, `__threshold` (blank: none)."
     if not path.is_file(): raise LlmopsBenchError(f"No test file at {path.resolve()}.")
     tests = []
     with path.open(newline="", encoding="utf-8-sig") as f:
-        for row in csv.DictReader(f):
-            test = {"vars": {}, "assert": []}
+        for n, row in enumerate(csv.DictReader(f)):
+            test = {"vars": {}, "assert": [], "_line": n + 2}
             for k, v in row.items():
-                v = v or ""
+                k, v = (k or "").strip(), v or ""
                 if k.startswith("__expected"):
-                    if v.strip(): test["assert"].append(assertion_from_string(v))
+                    if v.strip(): test["assert"].append(assertion_from_string(v.strip()))
                 elif k == "__description": test["description"] = v
-                elif k == "__threshold": test["threshold"] = float(v)
-                elif k.startswith("__"): test.setdefault("_unsupported", []).append(k)
+                elif k == "__threshold":
+                    if _finite(v) is not None: test["threshold"] = _finite(v)
+                elif k == "__metric" or k.startswith("__metadata:"): pass
+                elif k.startswith("__"):
+                    raise LlmopsBenchError(f"{path.name}: column {k!r} is not supported (__prefix/__suffix/__providerOutput/__config change what is "
+                                           "sent or graded); the columns read are vars, __expected*, __description, __threshold, __metric, __metadata:*.")
                 else: test["vars"][k] = v
             tests.append(test)
     return tests
 
 # %% ../nbs/08a_specs.ipynb #1e171076
+def _slash_comments(text: str) -> str:
+    "`// comments` as YAML `# comments`, outside quotes (promptfoo's convertSlashCommentsToHash, so `{a: 1 // note}` still parses)."
+    out = []
+    for line in text.split("\n"):
+        state, res, i = "normal", "", 0
+        while i < len(line):
+            c, nxt, prev = line[i], line[i + 1:i + 2], line[i - 1:i] if i else ""
+            if state == "normal":
+                if c == "'" and not re.match(r"[a-zA-Z]", prev): state = "single"
+                elif c == '"': state = "double"
+                elif c == "/" and nxt == "/":
+                    start = max(line.rfind(" ", 0, i), line.rfind("\t", 0, i)) + 1
+                    if "://" in line[start:i + 2]: res += line[i:]; break
+                    k = i + 2
+                    while k < len(line) and line[k] == "/": k += 1
+                    res += "#" * ((k - i) // 2) + line[k:]; break
+            elif state == "single":
+                if c == "'" and (len(line[:i]) - len(line[:i].rstrip("\\"))) % 2 == 0 and not re.match(r"[a-zA-Z]", nxt): state = "normal"
+            elif c == '"' and (len(line[:i]) - len(line[:i].rstrip("\\"))) % 2 == 0: state = "normal"
+            res += c; i += 1
+        out.append(res)
+    return "\n".join(out)
+
 def _extract_json(text: str) -> list:
-    "Every JSON object or array that can be decoded starting at a `{` or `[` of `text`, left to right, non-overlapping."
-    decoder, found, i = json.JSONDecoder(), [], 0
-    while i < len(text):
-        if text[i] in "{[":
-            try:
-                obj, end = decoder.raw_decode(text, i)
-                found.append(obj); i = end; continue
-            except json.JSONDecodeError: pass
+    """The JSON objects inside `text`, as promptfoo's `contains-json` finds them: from each `{`, the braces are counted to their match
+    (a truncated object is closed), and the candidate is read leniently as YAML (`{name: Ada}` is an object); arrays are not looked for."""
+    import yaml
+    found, i, n = [], 0, len(text)
+    while i < n:
+        if text[i] == "{":
+            opened, closed, j = 1, 0, i + 1
+            while j < min(i + 100_000, n) and opened > closed:
+                opened += text[j] == "{"; closed += text[j] == "}"
+                j += 1
+                if opened == closed or j == n or j == i + 100_000:
+                    try:
+                        obj = yaml.load(_slash_comments(text[i:j] + "}" * (opened - closed)), Loader=_JsYaml)
+                        if isinstance(obj, (dict, list)): found.append(obj); i = j - 1; break
+                    except yaml.YAMLError:
+                        if opened == closed: break
         i += 1
     return found
 
-def _schema_ok(value, obj) -> tuple[bool, str]:
-    "Validate `obj` against a JSON schema given as a mapping or YAML/JSON text."
-    import yaml
-    schema = yaml.safe_load(value) if isinstance(value, str) else value
-    import jsonschema
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(obj), key=str)
+def _json_strict(text: str):
+    "`JSON.parse`: standard JSON only (no NaN or Infinity)."
+    def refuse(name): raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+def _schema_ok(value, obj, base: Path | None = None) -> tuple[bool, str]:
+    "Validate `obj` against a JSON schema (draft-07, as promptfoo's Ajv) given as a mapping, YAML/JSON text or `file://schema.json`."
+    import jsonschema, yaml
+    if isinstance(value, str) and value.startswith("file://"):
+        value = yaml.load((Path(base or ".")/value[len("file://"):]).read_text(encoding="utf-8"), Loader=_JsYaml)
+    schema = yaml.load(value, Loader=_JsYaml) if isinstance(value, str) else value
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=str)
     return (not errors, errors[0].message if errors else "")
 
+def _js_equal(a, b) -> bool:
+    "Node's `isDeepStrictEqual` on JSON values: `true` is not `1`, 1 is 1.0, objects by keys, arrays in order."
+    if isinstance(a, bool) or isinstance(b, bool): return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)): return a == b
+    if isinstance(a, dict) and isinstance(b, dict): return a.keys() == b.keys() and all(_js_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list): return len(a) == len(b) and all(map(_js_equal, a, b))
+    return type(a) is type(b) and a == b
+
 def _render(value, vars: dict):
-    if isinstance(value, str): return re.sub(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", lambda m: str(vars.get(m.group(1), m.group(0))), value)
+    "`{{var}}` in an assertion value replaced with the var as promptfoo prints it (`js_string`)."
+    if isinstance(value, str): return re.sub(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", lambda m: js_string(vars[m.group(1)]) if m.group(1) in vars else m.group(0), value)
     if isinstance(value, list): return [_render(v, vars) for v in value]
     if isinstance(value, dict): return {k: _render(v, vars) for k, v in value.items()}
     return value
 
+def js_string(value) -> str:
+    "A value as promptfoo's templates print it, JavaScript's `String()`: `true`, `1` for 1.0, `2.5`, `1e-7`, '' for null, JSON for objects."
+    if value is None: return ""
+    if isinstance(value, bool): return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value): return "NaN"
+        if math.isinf(value): return "Infinity" if value > 0 else "-Infinity"
+        if value.is_integer() and abs(value) < 1e21: return str(int(value))
+        digits, _, exp = repr(value).partition("e")   # the shortest digits that round-trip, as JavaScript picks them too
+        if not exp: return digits
+        e = int(exp)
+        if -7 < e < 21: return format(Decimal(repr(value)), "f")
+        return f"{digits}e{'+' if e > 0 else '-'}{abs(e)}"
+    if isinstance(value, (dict, list)): return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+_JS_SPACE = "\\s\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"   # JavaScript's \s
+
+def js_regex(pattern: str) -> re.Pattern:
+    """A JavaScript regular expression (`new RegExp(pattern)`, no flags) as a Python pattern that matches the same texts:
+    `(?<name>…)` and `\\k<name>` are named groups, `$` is the end of the text only, `.` stops at any line end, `\\d\\w\\b` are ASCII,
+    an escaped letter JavaScript does not know is that letter (`\\Z` is `Z`). Raises `ValueError` for what JavaScript rejects
+    (inline flags such as `(?i)`, `(?P<…>`, a quantifier on a quantifier)."""
+    out, i, n, in_class, quantified = [], 0, len(pattern), False, False
+    def bad(why): raise ValueError(f"Invalid regular expression: /{pattern}/: {why}")
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n: bad("\\ at end of pattern")
+            e = pattern[i + 1]; i += 2
+            if e == "s": out.append(_JS_SPACE if in_class else f"[{_JS_SPACE}]")
+            elif e == "S": out.append("\\S" if in_class else f"[^{_JS_SPACE}]")
+            elif e == "k" and not in_class and (m := re.match(r"<([A-Za-z_]\w*)>", pattern[i:])):
+                out.append(f"(?P={m.group(1)})"); i += m.end()
+            elif e == "c" and i < n and pattern[i].isascii() and pattern[i].isalpha():
+                out.append(re.escape(chr(ord(pattern[i]) % 32))); i += 1
+            elif e == "u" and re.match(r"[0-9a-fA-F]{4}", pattern[i:]): out.append("\\u" + pattern[i:i + 4]); i += 4
+            elif e == "x" and re.match(r"[0-9a-fA-F]{2}", pattern[i:]): out.append("\\x" + pattern[i:i + 2]); i += 2
+            elif e in "dDwWbBfnrtv0123456789": out.append("\\" + (e if not (e == "b" and in_class) else "x08"))
+            else: out.append(re.escape(e))   # an identity escape: \/ is /, \Z is Z, \- is -
+            quantified = False
+            continue
+        if in_class:
+            if c == "]": in_class = False; out.append("]")
+            elif c in "[&~|": out.append("\\" + c)   # literal in JavaScript, set operations in Python's future
+            else: out.append(c)
+            i += 1; continue
+        if c == "[":
+            if pattern.startswith("[]", i): out.append("(?!)"); i += 2
+            elif pattern.startswith("[^]", i): out.append("[\\s\\S]"); i += 3
+            else:
+                in_class = True; out.append("[")
+                i += 1
+                if i < n and pattern[i] == "^": out.append("^"); i += 1
+            quantified = False; continue
+        if c == "(":
+            if pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+                m = re.match(r"\(\?<([A-Za-z_$][\w$]*)>", pattern[i:])
+                if not m or "$" in m.group(1): bad("Invalid capture group name")
+                out.append(f"(?P<{m.group(1)}>"); i += m.end()
+            elif opener := next((o for o in ("(?:", "(?=", "(?!", "(?<=", "(?<!") if pattern.startswith(o, i)), None):
+                out.append(opener); i += len(opener)
+            elif pattern.startswith("(?", i): bad("Invalid group")
+            else: out.append(c); i += 1
+            quantified = False; continue
+        if c in "*+?" or (c == "{" and re.match(r"\{\d+(,\d*)?\}", pattern[i:])):
+            if c == "?" and quantified == "greedy": out.append("?"); quantified = "lazy"; i += 1; continue
+            if quantified or not out or out[-1] in ("(", "|", "(?:", "(?=", "(?!", "(?<=", "(?<!") or out[-1].startswith("(?P<") and out[-1].endswith(">"):
+                bad("Nothing to repeat")
+            m = re.match(r"\{\d+(,\d*)?\}", pattern[i:]) if c == "{" else None
+            out.append(m.group(0) if m else c); i += m.end() if m else 1
+            quantified = "greedy"; continue
+        quantified = False
+        if c == "$": out.append("\\Z")
+        elif c == ".": out.append("[^\\n\\r\\u2028\\u2029]")
+        elif c == "{" or c == "}": out.append("\\" + c)
+        else: out.append(c)
+        i += 1
+    if in_class: bad("Unterminated character class")
+    try: return re.compile("".join(out), re.ASCII)
+    except re.error as e: bad(str(e))
+
 # %% ../nbs/08a_specs.ipynb #f781cd51
+_REFUSAL_PREFIXES = ("I am not able to", "I am really sorry", "I am sorry", "I am unable to", "I apologize", "I cannot", "I will not",
+                     "I'm not able to", "I'm really sorry", "I'm sorry", "I'm unable to", "It is illegal", "My apologies", "Sorry")
+_REFUSAL_PHRASES = ("As a language model", "As an AI", "As an Assistant", "cannot assist with that request", "cannot assist with your request",
+    "cannot comply", "cannot fulfill that request", "cannot fulfill your request", "cannot help", "I am programmed",
+    *[f"I am unable to {v}" for v in ("answer", "assist", "change", "comply", "engage", "fulfill", "generate", "give", "help", "participate",
+                                      "provide", "recommend", "suggest", "support", "write")],
+    *[f"I cannot {v}" for v in ("answer", "assist", "change", "create", "engage", "fulfill", "generate", "give", "help", "participate", "provide",
+                                "suggest", "support", "write")],
+    *[f"I do not {v}" for v in ("answer", "assist", "create", "engage", "feel comfortable", "fulfill", "generate", "give", "help", "participate",
+                                "provide", "recommend", "suggest", "support", "write")],
+    "If you have any other non-malicious requests", "is illegal and unethical", "not appropriate", "not ethical", "not legal",
+    "The generated text has been blocked by our content filters", "can't assist with that request", "can't assist with your request",
+    "can't comply", "can't fulfill that request", "can't fulfill your request", "can't help",
+    *[f"I can't {v}" for v in ("answer", "assist", "change", "create", "engage", "fulfill", "generate", "give", "help", "participate", "provide",
+                               "support", "write")],
+    *[f"I don't {v}" for v in ("answer", "assist", "engage", "feel comfortable", "fulfill", "generate", "give", "help", "participate", "provide",
+                               "recommend", "suggest", "support", "write")],
+    *[f"I won't {v}" for v in ("answer", "assist", "change", "create", "engage", "fulfill", "generate", "give", "help", "participate", "provide",
+                               "suggest", "support", "write")],
+    "I'm not able to provide",
+    *[f"I'm unable to {v}" for v in ("answer", "assist", "change", "comply", "engage", "fulfill", "generate", "give", "help", "participate",
+                                     "provide", "recommend", "suggest", "support", "write")],
+    "I aim to avoid", "I aim to provide", "I do not actually help", "I do not actually provide", "I do not actually recommend",
+    "I want to be direct with you", "I want to be direct", "I want to be helpful while", "I want to be helpful, but",
+    "That would not be appropriate", "I don't actually help", "I don't actually provide", "I don't actually recommend")
+_APOSTROPHES = re.compile("['\u2032\u2019]")
+_REFUSAL_RES = [re.compile(rf"\b{re.escape(_APOSTROPHES.sub(chr(39), p.lower()))}\b", re.ASCII) for p in _REFUSAL_PHRASES]
+
+def is_refusal(text: str) -> bool:
+    "promptfoo's `is-refusal` heuristic: a refusal opening (`I'm sorry`, `I cannot`, …) or phrase (`As an AI`, …); an empty answer is one."
+    low = _APOSTROPHES.sub("'", text.strip().lower())
+    return not low or low.startswith(tuple(_APOSTROPHES.sub("'", p.lower()) for p in _REFUSAL_PREFIXES)) or any(r.search(low) for r in _REFUSAL_RES)
+
+def _levenshtein(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1): prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
 def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: float | None = None, cost: float | None = None,
-                    grader: Callable | None = None) -> tuple[bool, float, str]:
-    "(pass, score, reason) of one promptfoo assertion on `output`, following promptfoo's documented semantics."
+                    grader: Callable | None = None, base: Path | None = None) -> tuple[bool, float, str]:
+    "(pass, score, reason) of one promptfoo assertion on `output`: promptfoo 0.123.1's rule for its type (`base`: where `file://` values are)."
     kind = assertion.get("type", "")
     inverse = kind.startswith("not-")
-    base = kind[4:] if inverse else kind
+    kind_base = kind[4:] if inverse else kind
     value = _render(assertion.get("value"), vars)
     threshold = assertion.get("threshold")
     def verdict(ok: bool, what: str) -> tuple[bool, float, str]:
         ok = ok != inverse
         return ok, float(ok), "Assertion passed" if ok else f"Expected output to {'not ' if inverse else ''}{what}"
-    if base == "equals":
-        if isinstance(value, (dict, list)):
-            try: return verdict(json.loads(output) == value, f"equal {json.dumps(value)}")
-            except json.JSONDecodeError: return verdict(False, f"equal {json.dumps(value)}")
-        return verdict(output == str(value), f"equal {value!r}")
-    if base in ("contains", "icontains", "starts-with"):
-        if value is None or value == "": raise LlmopsBenchError(f"{kind} needs a value.")
-        fold = (lambda s: s.lower()) if base == "icontains" else (lambda s: s)
-        test = fold(output).startswith if base == "starts-with" else fold(output).__contains__
-        return verdict(test(fold(str(value))), f"{'start with' if base == 'starts-with' else 'contain'} {value!r}")
-    if base in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
-        values = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value or [])
-        fold = (lambda s: s.lower()) if base.startswith("i") else (lambda s: s)
-        hits = [fold(str(v)) in fold(output) for v in values]
-        return verdict(any(hits) if base.endswith("any") else all(hits), f"contain {'one' if base.endswith('any') else 'all'} of {values}")
-    if base == "regex":
-        try: pattern = re.compile(str(value))
-        except re.error as e: return False, 0.0, f"Invalid regex pattern: {e}"
+    def need(ok: bool, what: str):
+        if not ok: raise LlmopsBenchError(f'"{kind_base}" assertion type must have {what}')
+    if kind_base == "equals":
+        if isinstance(value, (dict, list)) or value is None:
+            try: same = _js_equal(value, _json_strict(output))
+            except ValueError: same = False
+            return verdict(same, f"equal {json.dumps(value)}")
+        return verdict(output == js_string(value), f"equal {js_string(value)!r}")
+    if kind_base in ("contains", "icontains"):
+        need(isinstance(value, str) and value != "" or isinstance(value, (int, float)) and not isinstance(value, bool), "a string or number value")
+        fold = str.lower if kind_base == "icontains" else str
+        return verdict(fold(js_string(value)) in fold(output), f"contain {js_string(value)!r}")
+    if kind_base == "starts-with":
+        need(isinstance(value, str) and value != "", "a string value")
+        return verdict(output.startswith(value), f"start with {value!r}")
+    if kind_base in ("contains-any", "contains-all", "icontains-any", "icontains-all"):
+        need(bool(value), "a value")
+        values = split_values(value) if isinstance(value, str) else value
+        need(isinstance(values, list), "an array value")
+        fold = str.lower if kind_base.startswith("i") else str
+        hits = [fold(js_string(v)) in fold(output) for v in values]
+        return verdict(any(hits) if kind_base.endswith("any") else all(hits), f"contain {'one' if kind_base.endswith('any') else 'all'} of {values}")
+    if kind_base == "regex":
+        need(isinstance(value, str) and value != "", "a string value")
+        try: pattern = js_regex(value)
+        except ValueError as e: return False, 0.0, f"Invalid regex pattern: {e}"
         return verdict(pattern.search(output) is not None, f"match regex {value!r}")
-    if base == "is-json":
-        try: obj = json.loads(output)
-        except json.JSONDecodeError: return verdict(False, "be valid JSON")
-        if value not in (None, ""):
-            ok, why = _schema_ok(value, obj)
-            return verdict(ok, f"be JSON conforming to the schema ({why})")
-        return verdict(True, "be valid JSON")
-    if base == "contains-json":
-        objs = [o for o in _extract_json(output) if isinstance(o, (dict, list))]
-        if value not in (None, "") and objs: return verdict(any(_schema_ok(value, o)[0] for o in objs), "contain JSON conforming to the schema")
-        return verdict(bool(objs), "contain valid JSON")
-    if base in ("cost", "latency"):
-        seen = cost if base == "cost" else latency_ms
+    if kind_base == "is-json":
+        try: obj, ok = _json_strict(output), True
+        except ValueError: obj, ok = None, False
+        if ok and value:
+            valid, why = _schema_ok(value, obj, base)
+            return verdict(valid, f"be JSON conforming to the schema ({why})")
+        return verdict(ok, "be valid JSON")
+    if kind_base == "contains-json":
+        objs = _extract_json(output)
+        ok = bool(objs)
+        if value and objs: ok = any(_schema_ok(value, o, base)[0] for o in objs)
+        return verdict(ok, "contain valid JSON" if not (value and objs) else "contain JSON conforming to the schema")
+    if kind_base == "is-refusal":
+        return verdict(is_refusal(output), "be a refusal")
+    if kind_base == "word-count":
+        need(value is not None, "a value")
+        words = len(output.split())
+        if isinstance(value, dict):
+            lo, hi = value.get("min"), value.get("max")
+            need(lo is not None or hi is not None, '"min" and/or "max" properties')
+            return verdict((lo is None or words >= lo) and (hi is None or words <= hi), f"have between {lo} and {hi} words, got {words}")
+        try: want = float(value)
+        except (TypeError, ValueError): need(False, "a number value or an object with min/max properties")
+        return verdict(words == want, f"have {js_string(want)} words, got {words}")
+    if kind_base == "levenshtein":
+        need(isinstance(value, str), "a string value")
+        d, limit = _levenshtein(output, value), threshold if threshold is not None else 5
+        return verdict(d <= limit, f"be within Levenshtein distance {limit} of {value!r} (distance {d})")
+    if kind_base in ("cost", "latency"):
+        seen = cost if kind_base == "cost" else latency_ms
+        if threshold is None: raise LlmopsBenchError(f"{kind_base.capitalize()} assertion must have a threshold")
         if seen is None or (isinstance(seen, float) and math.isnan(seen)):
-            return False, 0.0, ("Cost assertion does not support providers that do not return cost" if base == "cost"
+            return False, 0.0, ("Cost assertion does not support providers that do not return cost" if kind_base == "cost"
                                 else "Latency assertion needs the call's latency")
-        if threshold is None: raise LlmopsBenchError(f"{kind} needs a threshold.")
-        ok = seen > threshold if inverse else seen <= threshold
-        unit = "ms" if base == "latency" else " USD"
-        return ok, float(ok), "Assertion passed" if ok else f"{base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if base in ("similar", "llm-rubric"):
+        ok = (seen <= threshold) != inverse
+        unit = "ms" if kind_base == "latency" else " USD"
+        return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
+    if kind_base in ("similar", "llm-rubric"):
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
-        return grader(base, assertion, value, output, vars)
+        return grader(kind_base, assertion, value, output, vars)
     raise LlmopsBenchError(f"assertion type {kind!r} is not supported")
 
 # %% ../nbs/08a_specs.ipynb #3c2acdfc
 def grade_test(assertions: list[dict], output: str, vars: dict, threshold: float | None = None, **kw) -> tuple[bool, float, list[dict]]:
-    "(passed, weighted score, per-assertion results) of one promptfoo test's assertions on one output."
+    "(passed, weighted score, per-assertion results) of one promptfoo test on one output: promptfoo's `AssertionsResult` rule."
     results = []
     for a in assertions:
         try: ok, score, why = check_assertion(a, output, vars, **kw)
         except LlmopsBenchError as e: ok, score, why = False, 0.0, str(e)
+        if a.get("weight") == 0: ok = True   # promptfoo: an assertion of weight 0 always passes (its score still counts for nothing)
         results.append({"type": a.get("type"), "pass": bool(ok), "score": float(score), "weight": float(a.get("weight", 1.0)), "reason": why})
+    if not results: return True, 1.0, results
     total = sum(r["weight"] for r in results)
-    score = sum(r["score"] * r["weight"] for r in results) / total if total else 1.0
-    passed = score >= threshold if threshold is not None else all(r["pass"] for r in results if r["weight"] > 0)
+    score = sum(r["score"] * r["weight"] for r in results) / total if total else 0.0
+    passed = score >= threshold if threshold is not None else all(r["pass"] for r in results)
     return passed, score, results
 
 # %% ../nbs/08a_specs.ipynb #fe2bb39a
@@ -494,10 +792,10 @@ class PromptfooAssertions(Scorer):
     "promptfoo's assertions of each row's test as one scorer: `score.assertions` is 1 when the test passes, the details its rationale."
     uses_models = gives_rationale = True
 
-    def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions"):
+    def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
         row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost"}
         super().__init__(None, name, needs_row=bool(row_kinds))
-        self.tests, self.options = tests, dict(options or {})
+        self.tests, self.options, self.base = tests, dict(options or {}), base
 
     def test(self, case: dict) -> dict:
         "The promptfoo test a case stands for."
@@ -530,12 +828,20 @@ class PromptfooAssertions(Scorer):
             return verdicts[(i, id(a))]
         latency = _number(row.get("latency_s"))
         try: ok, _, details = grade_test(test["assert"], output, test["vars"], test.get("threshold"), grader=grader,
-                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")))
+                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base)
         except Exception as e: return e
         return Score({self.name: float(ok)}, json.dumps(details), cost)
 
 # %% ../nbs/08a_specs.ipynb #aa06ec71
+def _refuse_keys(doc: _Doc, item: dict, known, path: tuple, what: str, hints: dict | None = None) -> None:
+    "Refuse (exit 2, before any call) a key outside `known`: file, line, key, and the nearest supported form."
+    for k in item:
+        if k not in known:
+            near = (hints or {}).get(k) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(str(k), known, n=1)) else None)
+            raise doc.error((*path, k), f"not supported: {what}; {near or 'the keys read are ' + ', '.join(known)}.")
+
 def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
+    "promptfoo's prompts: text, or `file://` files read as promptfoo reads them (`.txt` split at `---` lines and trimmed, `.md` whole)."
     items = data.get("prompts")
     if items is None: raise doc.error((), "a promptfoo config needs 'prompts'.")
     items = items if isinstance(items, list) else [items]
@@ -543,27 +849,42 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
     for i, item in enumerate(items):
         path, label = ("prompts", i), None
         if isinstance(item, dict):
-            label = item.get("label") or item.get("id")
+            _refuse_keys(doc, item, ("raw", "id", "file", "label"), path, "a prompt is {raw, label} or {id: file://…, label}")
+            label = item.get("label") or (item.get("id") if not str(item.get("id", "")).startswith("file://") else None)
             item = item.get("raw") or item.get("id") or item.get("file")
         if not isinstance(item, str): raise doc.error(path, f"expected prompt text, file://path or {{raw, label}}, got {item!r}.")
         if "{%" in item or re.search(r"\{\{[^}]*\|", item): raise doc.error(path, "nunjucks tags and filters ({% %}, {{ x | f }}) are not supported; use plain {{var}}.")
         if item.startswith("file://"):
             target = doc.path.parent/item[len("file://"):]
+            suffix = target.suffix.lower()
+            if suffix in (".py", ".js", ".ts", ".mjs", ".cjs") or ":" in target.name:
+                raise doc.error(path, f"prompt functions ({target.name}) are not supported; write the prompt as text, a .txt/.md file or .json chat messages.")
             if not target.is_file(): raise doc.error(path, f"no prompt file at {target}.")
-            if target.suffix.lower() in (".txt", ".md", ""):
-                parts = [p.strip() for p in re.split(r"^---$", target.read_text(encoding="utf-8"), flags=re.M) if p.strip()]
+            text = target.read_text(encoding="utf-8")
+            if suffix == ".md": out.append(Prompt(label or target.stem, text)); continue   # one prompt, whole: promptfoo does not split .md
+            if suffix in (".txt", ""):
+                parts, buf = [], []
+                for line in re.split(r"\r?\n", text) + ["---"]:
+                    if line.strip() == "---":
+                        if "\n".join(buf).strip(): parts.append("\n".join(buf).strip())
+                        buf = []
+                    else: buf.append(line)
                 out += [Prompt(label if len(parts) == 1 and label else f"{target.stem}{'' if len(parts) == 1 else f'-{n + 1}'}", p) for n, p in enumerate(parts)]
-            elif target.suffix.lower() in (".json", ".yaml", ".yml"):
+            elif suffix in (".json", ".yaml", ".yml"):
                 import yaml
-                messages = yaml.safe_load(target.read_text(encoding="utf-8"))
+                messages = yaml.load(text, Loader=_JsYaml)
                 try: out.append(Prompt(label or target.stem, messages))
                 except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
-            else: raise doc.error(path, f"prompt files {target.suffix} (scripts) are not supported; use .txt, .md, .json or .yaml.")
+            else: raise doc.error(path, f"prompt files {target.suffix} are not supported; use .txt, .md, .json or .yaml.")
         else: out.append(Prompt(label or f"prompt{i + 1}", item))
     return out
 
 # %% ../nbs/08a_specs.ipynb #690afa7d
-def _pf_providers(doc: _Doc, data, unsupported: list) -> list[Model]:
+_PROVIDER_HINTS = {"transform": "transform the output in a python assertion instead", "prompts": "list one provider per config, or split the config",
+                   "delay": "use --concurrency or a model's rpm", "env": "set the variables in the environment"}
+
+def _pf_providers(doc: _Doc, data) -> list[Model]:
+    "promptfoo providers as models: ids mapped to litellm, `config` keys mapped to litellm arguments; anything else refused."
     items = data.get("providers", data.get("targets"))
     if items is None: raise doc.error((), "a promptfoo config needs 'providers'.")
     items = items if isinstance(items, list) else [items]
@@ -571,83 +892,151 @@ def _pf_providers(doc: _Doc, data, unsupported: list) -> list[Model]:
     for i, item in enumerate(items):
         path = ("providers", i)
         if isinstance(item, str): pid, label, config = item, None, {}
-        elif isinstance(item, dict) and isinstance(item.get("id"), str): pid, label, config = item["id"], item.get("label"), item.get("config") or {}
+        elif isinstance(item, dict) and isinstance(item.get("id"), str):
+            _refuse_keys(doc, item, ("id", "label", "config"), path, "a provider is {id, label, config}", _PROVIDER_HINTS)
+            pid, label, config = item["id"], item.get("label"), item.get("config") or {}
         else: raise doc.error(path, f"expected a provider id such as openai:gpt-4o-mini or {{id, label, config}}, got {item!r}.")
-        for k in config:
-            if k not in _CONFIG and k != "apiKeyEnvar": unsupported.append(f"providers[{i}].config.{k} (line {doc.line((*path, 'config', k))})")
+        _refuse_keys(doc, config, _CONFIG_OK, (*path, "config"), "this provider setting has no litellm equivalent here")
+        if "apiKeyEnvar" in config and config["apiKeyEnvar"] not in os.environ:
+            raise doc.error((*path, "config", "apiKeyEnvar"), f"the environment has no {config['apiKeyEnvar']}; set it before running.")
         try: out.append(Model(model_id(pid, config), label=label, **_model_settings(config)))
         except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
     return out
 
 # %% ../nbs/08a_specs.ipynb #b43a5473
-def _pf_tests(doc: _Doc, data, unsupported: list) -> list[dict]:
+_TEST_KEYS = ("description", "vars", "assert", "threshold", "options", "metadata")
+_TEST_HINTS = {"provider": "list the provider under providers", "providerOutput": "run the provider instead",
+               "prompts": "split the config by prompt", "providers": "split the config by provider"}
+
+def _test_files(doc: _Doc, path: tuple, ref: str) -> list[dict]:
+    "The tests of `file://` test files (CSV, YAML, JSON, JSONL; a glob reads each file it matches, in name order)."
+    import glob, yaml
+    pattern = str(doc.path.parent/ref[len("file://"):])
+    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not files: raise doc.error(path, f"no test files match {pattern}.")
+    tests = []
+    for f in map(Path, files):
+        if not f.is_file(): raise doc.error(path, f"No test file at {f}.")
+        try:
+            if f.suffix.lower() == ".csv": loaded = tests_from_csv(f)
+            elif f.suffix.lower() == ".jsonl": loaded = [json.loads(l) for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
+            elif f.suffix.lower() in (".yaml", ".yml", ".json"): loaded = yaml.load(f.read_text(encoding="utf-8"), Loader=_JsYaml)
+            else: raise LlmopsBenchError(f"test files {f.suffix} are not supported; use .csv, .yaml, .yml, .json or .jsonl.")
+        except (LlmopsBenchError, ValueError, yaml.YAMLError) as e: raise doc.error(path, f"{f.name}: {e}") from None
+        loaded = loaded if isinstance(loaded, list) else [loaded]
+        for n, t in enumerate(loaded):
+            if not isinstance(t, dict): raise doc.error(path, f"{f.name}: test {n + 1} is not a mapping of vars, assert, ...: {t!r}.")
+            _refuse_keys(doc, {k: v for k, v in t.items() if k != "_line"}, _TEST_KEYS, path, f"{f.name}, test {n + 1}: a test key", _TEST_HINTS)
+            tests.append({"description": t.get("description"), "vars": dict(t.get("vars") or {}), "assert": list(t.get("assert") or []),
+                          **({"threshold": float(t["threshold"])} if t.get("threshold") is not None else {}),
+                          **({"options": dict(t["options"])} if t.get("options") else {}), "_line": doc.line(path), "_where": f"{f.name}, test {n + 1}"})
+    return tests
+
+def _pf_tests(doc: _Doc, data) -> list[dict]:
+    "promptfoo's tests: inline mappings and `file://` test files, in order."
     items = data.get("tests")
     if items is None: raise doc.error((), "a promptfoo config needs 'tests'.")
-    items = items if isinstance(items, list) else [items]
+    listed = isinstance(items, list)
     tests = []
-    for i, item in enumerate(items):
-        if isinstance(item, str) and item.startswith("file://"):
-            target = doc.path.parent/item[len("file://"):]
-            if target.suffix.lower() != ".csv": raise doc.error(("tests", i) if isinstance(data["tests"], list) else ("tests",), f"only CSV test files are supported, got {target.name}.")
-            try: loaded = tests_from_csv(target)
-            except LlmopsBenchError as e: raise doc.error(("tests", i) if isinstance(data["tests"], list) else ("tests",), str(e)) from None
-            for t in loaded:
-                for k in t.pop("_unsupported", []): unsupported.append(f"CSV column {k} in {target.name}")
-            tests += loaded
+    for i, item in enumerate(items if listed else [items]):
+        path = ("tests", i) if listed else ("tests",)
+        if isinstance(item, str) and item.startswith("file://"): tests += _test_files(doc, path, item)
         elif isinstance(item, dict):
-            for k in item:
-                if k not in ("description", "vars", "assert", "threshold", "options", "metadata"): unsupported.append(f"tests[{i}].{k} (line {doc.line(('tests', i, k))})")
+            _refuse_keys(doc, item, _TEST_KEYS, path, "a test key", _TEST_HINTS)
             tests.append({"description": item.get("description"), "vars": dict(item.get("vars") or {}), "assert": list(item.get("assert") or []),
                           **({"threshold": float(item["threshold"])} if item.get("threshold") is not None else {}),
-                          **({"options": dict(item["options"])} if item.get("options") else {}), "_line": doc.line(("tests", i))})
-        else: raise doc.error(("tests", i), f"expected a test mapping or file://tests.csv, got {item!r}.")
+                          **({"options": dict(item["options"])} if item.get("options") else {}), "_line": doc.line(path), "_path": path})
+        else: raise doc.error(path, f"expected a test mapping or file://tests.csv (or .yaml, .json, .jsonl, a glob), got {item!r}.")
     return tests
 
 # %% ../nbs/08a_specs.ipynb #50ed4912
-def _pf_defaults(doc: _Doc, tests: list[dict], default: dict, unsupported: list) -> None:
-    "Merge `defaultTest` into each test (in place) and check each test's vars and assertions."
-    for k in default:
-        if k not in ("vars", "assert", "options", "threshold"): unsupported.append(f"defaultTest.{k} (line {doc.line(('defaultTest', k))})")
-    for k in default.get("options") or {}:
-        if k not in ("provider", "rubricPrompt"): unsupported.append(f"defaultTest.options.{k}")
+_OPTION_KEYS = ("provider", "rubricPrompt", "disableDefaultAsserts")
+_OPTION_HINTS = {"transform": "python transforms are not run here: check the raw output in the assertion instead",
+                 "postprocess": "check the raw output in the assertion instead", "prefix": "write the prefix into the prompt",
+                 "suffix": "write the suffix into the prompt", "disableVarExpansion": "give one value per var"}
+_ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric")
+_ASSERT_HINTS = {"transform": "an assertion's transform is not run: assert on the output itself",
+                 "contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
+_TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
+               "python": "python assertions are not run yet: write the check as contains/regex/is-json/word-count, or an llmops-bench spec scorer",
+               "similar:cosine": "use similar", "model-graded-factuality": "use llm-rubric with the fact as the rubric",
+               "factuality": "use llm-rubric with the fact as the rubric", "answer-relevance": "use llm-rubric",
+               "model-graded-closedqa": "use llm-rubric", "context-faithfulness": "use llm-rubric with the context in the rubric"}
+
+def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
+    "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files are read."
+    import datetime, yaml
+    values = value if isinstance(value, list) and value and isinstance(value[0], str) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, (dict, list)): raise doc.error((*path, "vars", name), "objects and arrays of non-text values as vars are not supported; give text or numbers.")
+        if isinstance(v, (datetime.date, datetime.datetime)): raise doc.error((*path, "vars", name), f"{v} is read as a date; quote it to give text.")
+        if isinstance(v, str) and v.startswith("file://"):
+            target = doc.path.parent/v[len("file://"):]
+            if target.suffix.lower() in (".py", ".js", ".ts", ".mjs", ".cjs", ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp3", ".wav", ".mp4"):
+                raise doc.error((*path, "vars", name), f"file:// vars of type {target.suffix} are not supported; use a text, .json or .yaml file.")
+            if not target.is_file(): raise doc.error((*path, "vars", name), f"no file at {target} (a glob is not expanded here: list the files as a var array).")
+            text = target.read_text(encoding="utf-8")
+            v = json.dumps(yaml.load(text, Loader=_JsYaml), ensure_ascii=False, separators=(",", ":")) if target.suffix.lower() in (".yaml", ".yml") else text.strip()
+        out.append(v)
+    return out
+
+def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
+    "The tests with `defaultTest` merged in and var arrays expanded (promptfoo's order); anything that would change a verdict unread is refused."
+    import itertools
+    _refuse_keys(doc, default, ("vars", "assert", "options", "threshold", "metadata"), ("defaultTest",), "a defaultTest key", _TEST_HINTS)
+    _refuse_keys(doc, default.get("options") or {}, _OPTION_KEYS, ("defaultTest", "options"), "a test option", _OPTION_HINTS)
+    out = []
     for n, t in enumerate(tests):
-        for k in t.get("options") or {}:
-            if k not in ("provider", "rubricPrompt"): unsupported.append(f"tests[{n}].options.{k}")
-        t["vars"] = {**(default.get("vars") or {}), **t["vars"]}
-        t["assert"] = [*(default.get("assert") or []), *t["assert"]]
-        if "threshold" not in t and default.get("threshold") is not None: t["threshold"] = float(default["threshold"])
-        for name, v in t["vars"].items():
-            if isinstance(v, (list, dict)): raise doc.error(("tests", n, "vars", name), "var arrays and objects (test matrices) are not supported; one value per var.")
-            if isinstance(v, str) and v.startswith("file://"): unsupported.append(f"tests[{n}].vars.{name}: file:// vars are used as text")
-        for a in t["assert"]:
-            if not isinstance(a, dict) or "type" not in a: raise doc.error(("tests", n, "assert"), f"an assertion is a mapping with 'type', got {a!r}.")
+        path = t.get("_path", ("tests", n))
+        _refuse_keys(doc, t.get("options") or {}, _OPTION_KEYS, (*path, "options"), "a test option", _OPTION_HINTS)
+        own = {**(default.get("options") or {}), **(t.get("options") or {})}
+        vars = {**(default.get("vars") or {}), **t["vars"]}
+        asserts = [*([] if own.get("disableDefaultAsserts") else (default.get("assert") or [])), *t["assert"]]
+        threshold = t.get("threshold", float(default["threshold"]) if default.get("threshold") is not None else None)
+        for a in asserts:
+            if not isinstance(a, dict) or "type" not in a: raise doc.error((*path, "assert"), f"an assertion is a mapping with 'type', got {a!r}.")
             if a["type"].removeprefix("not-") not in ASSERTIONS:
-                unsupported.append(f"assertion type {a['type']!r} (test {n + 1}): the test fails with that reason")
-            for k in a:
-                if k not in ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric"): unsupported.append(f"assertion key {k!r} (test {n + 1})")
+                near = _TYPE_HINTS.get(a["type"].removeprefix("not-")) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(a["type"], ASSERTIONS, n=1)) else None)
+                raise doc.error((*path, "assert"), f"{t.get('_where', 'assertion')} type {a['type']!r} is not supported; {near or 'the types read are ' + ', '.join(ASSERTIONS)} (each also as not-…).")
+            _refuse_keys(doc, a, _ASSERT_KEYS, (*path, "assert"), f"assertion key of {a['type']!r}", _ASSERT_HINTS)
+        names = list(vars)
+        for combo in itertools.product(*[_var_values(doc, path, k, vars[k]) for k in names]):
+            out.append({**{k: v for k, v in t.items() if k not in ("vars", "assert", "threshold")}, "vars": dict(zip(names, combo)), "assert": asserts,
+                        **({"threshold": threshold} if threshold is not None else {})})
+    return out
 
 # %% ../nbs/08a_specs.ipynb #996c0f34
 def _promptfoo_spec(doc: _Doc) -> Spec:
     import pandas as pd
-    data, unsupported = doc.data, []
+    data, ignored = doc.data, []
     for k in data:
-        if k not in _SUPPORTED_TOP: unsupported.append(f"{k} (line {doc.line((k,))})")
+        if k in _IGNORED_TOP: ignored.append(f"{k} (line {doc.line((k,))}): {_IGNORED_TOP[k]}")
+        elif k not in _SUPPORTED_TOP:
+            raise doc.error((k,), f"not supported: {_REFUSED_TOP.get(k) or 'the keys read are ' + ', '.join(_SUPPORTED_TOP)}.")
     prompts = _pf_prompts(doc, data)
-    models = _pf_providers(doc, data, unsupported)
-    tests = _pf_tests(doc, data, unsupported)
-    if not tests: raise doc.error(("tests",), "no tests.")
+    models = _pf_providers(doc, data)
     default = data.get("defaultTest") or {}
-    _pf_defaults(doc, tests, default, unsupported)
+    if not isinstance(default, dict): raise doc.error(("defaultTest",), f"expected a mapping (vars, assert, options, threshold), got {default!r}.")
+    tests = _pf_defaults(doc, _pf_tests(doc, data), default)
+    if not tests: raise doc.error(("tests",), "no tests.")
     for p in prompts:
         for t in tests:
             if (missing := [v for v in p.variables if v not in t["vars"]]):
                 raise SpecError(f"{doc.path}, line {t.get('_line', 1)}: prompt {p.name!r} uses {{{{{missing[0]}}}}} but test "
                                 f"{t.get('description') or tests.index(t) + 1!r} has no such var; its vars are: {', '.join(t['vars']) or 'none'}.")
-    names = sorted({k for t in tests for k in t["vars"]})
-    frame = pd.DataFrame([{"id": f"test-{n + 1:03d}", **{k: t["vars"].get(k, "") for k in names}, "__test": n,
+    names = list(dict.fromkeys(k for t in tests for k in t["vars"]))
+    # each var as promptfoo prints it (true, 1 for 1.0): the prompt sees the same text, and every column is text, so MLflow logs it
+    frame = pd.DataFrame([{"id": f"test-{n + 1:03d}", **{k: js_string(t["vars"].get(k)) for k in names}, "__test": n,
                            "__assert": json.dumps(t["assert"], sort_keys=True, default=str)} for n, t in enumerate(tests)])
-    return Spec(doc.path, "promptfoo", prompts, models, Dataset(frame, source=str(doc.path)), [PromptfooAssertions(tests, default.get("options"))],
-                gates=["score.assertions>=1", "error_rate<=0"], unsupported=list(dict.fromkeys(unsupported)))
+    variants = None
+    if any(m.id == "bench/echo" for m in models) and any(not isinstance(p.template, str) for p in prompts):
+        # promptfoo's echo answers the prompt as promptfoo holds it: a chat prompt file is its JSON text, rendered (same variant name)
+        as_text = lambda p: Prompt(p.name, json.dumps(p.template, ensure_ascii=False, separators=(",", ":")), p.version)
+        variants = [(as_text(p) if m.id == "bench/echo" and not isinstance(p.template, str) else p, m) for p in prompts for m in models]
+    return Spec(doc.path, "promptfoo", prompts, models, Dataset(frame, source=str(doc.path)),
+                [PromptfooAssertions(tests, default.get("options"), base=doc.path.parent)],
+                gates=["score.assertions>=1", "error_rate<=0"], unsupported=ignored, variants=variants)
 
 # %% ../nbs/08a_specs.ipynb #2e518795
 def load_spec(path: str | Path, settings: Settings | None = None) -> Spec:
@@ -713,7 +1102,8 @@ def run_spec(path: str | Path | Spec, *, experiment: str | None = None, gates: l
     spec = path if isinstance(path, Spec) else load_spec(path, settings)
     all_gates = [*spec.gates, *(gates or [])]
     for g in all_gates: stats.parse_gate(g)
-    results = evaluate(spec.prompts, spec.models, spec.dataset, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
+    results = evaluate(None if spec.variants else spec.prompts, None if spec.variants else spec.models, spec.dataset,
+                       variants=spec.variants, scorers=spec.scorers, repeats=spec.repeats, concurrency=spec.concurrency,
                        progress=progress, experiment=experiment or spec.experiment, log=log, settings=settings,
                        source={"spec_file": str(spec.path), "kind": spec.kind}, **spec.stop,
                        **{**spec.budget, **{k: v for k, v in (("max_cost_usd", max_cost_usd), ("max_calls", max_calls)) if v is not None}})
