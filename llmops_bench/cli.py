@@ -177,7 +177,7 @@ def eval_spec(path: str, experiment: str | None, gates: list[str], as_json: bool
         print(json.dumps(done.to_dict(), default=str), file=out)
         return done.exit_code
     print(f"{done.spec.kind} spec {path}: {len(done.results.results)} calls", file=out)
-    for note in done.spec.unsupported: print(f"  not supported, ignored: {note}", file=out)
+    for note in done.spec.unsupported: print(f"  ignored (changes no verdict): {note}", file=out)
     _print_table(_summary_view(done.summary), False, out)
     if done.ranking is not None:
         print("\nranked (paired tests against the best, Holm-corrected):", file=out)
@@ -306,7 +306,8 @@ def _demo_and_eval_parsers(sub) -> None:
                                     "summary and the ranking; exit 1 when a gate fails. When the tracking store cannot be reached, the "
                                     "results are saved in a folder under the cache directory (<root>/.llmops-bench/unlogged/), stderr "
                                     "names it, and the exit code is 3: `llmops-bench runs push FOLDER` logs them later. "
-                                    "promptfooconfig.yaml files are read too.")
+                                    "promptfooconfig.yaml files are read too: exit 1 when a test fails (promptfoo eval's own code "
+                                    "is 100), 2 when the config uses something not supported (refused before any call).")
     ev.add_argument("spec", metavar="SPEC", help="a .yaml spec file, or a promptfoo config")
     ev.add_argument("--experiment", help="MLflow experiment (default: the spec's, else settings.ini's)")
     ev.add_argument("--gate", action="append", metavar="EXPR", help="a gate such as 'pass_rate>=0.8' (repeatable; added to the spec's)")
