@@ -32,10 +32,11 @@ from .governance import Redactor, redactor
 # %% auto #0
 __all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG',
            'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError',
-           'check_reachable', 'redact_frame', 'RedactingClient', 'mlflow_client', 'experiment_name', 'experiment_id',
-           'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit', 'global_tracking_uri',
-           'log_traces', 'evaluation_run_name', 'cases_html', 'who', 'log_evaluation', 'list_runs', 'read_evaluation',
-           'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
+           'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied', 'check_no_credentials_in_uri',
+           'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment',
+           'job_run_id', 'job_environment', 'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces',
+           'evaluation_run_name', 'cases_html', 'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind',
+           'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
            'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline',
            'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
            'record_promotion', 'read_traces', 'audit_table', 'log_report']
@@ -198,17 +199,105 @@ class RedactingClient:
     def set_prompt_version_tag(self, name: str, version, key: str, value: str) -> None:
         self._client.set_prompt_version_tag(name, version, key, self._tag(key, value))
 
+# %% ../nbs/07_tracking.ipynb #3fd1af0e
+class AccessDenied(StoreError):
+    "The tracking server refused a request: no or wrong credentials (401), or a permission the user lacks (403)."
+
+_CREDENTIAL_VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+
+def check_no_credentials_in_uri(uri: str) -> str:
+    "`uri`, unless it carries a password (`http://user:secret@host`): credentials belong in the environment, never in a URI."
+    from urllib.parse import urlsplit
+    if uri.startswith(("http://", "https://")) and urlsplit(uri).password is not None:
+        raise StoreError(f"The tracking URI carries a password; it would be copied into job kernels, settings records and logs. Drop it "
+                         f"from the URI and export {_CREDENTIAL_VARS} instead.")
+    return uri
+
+def _denied_status(e: BaseException) -> int | None:
+    "401 or 403 when `e` is the tracking server refusing a request (a REST call or an artifact transfer), else None."
+    code = getattr(e, "error_code", None)
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"): return 401 if code == "UNAUTHENTICATED" else 403
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    return status if status in (401, 403) else None
+
+def _permission(method: str) -> tuple[str, str]:
+    "The MLflow permission a client method needs on its experiment, and the verb for it."
+    if method.startswith(("get_", "search_", "list_", "download_", "load_")): return "READ", "read"
+    if method.startswith("delete_"): return "MANAGE", "delete in"
+    return "EDIT", "write to"
+
+# %% ../nbs/07_tracking.ipynb #a2acfcea
+def _experiment_of(client, arguments: Mapping) -> tuple[str | None, str]:
+    "The experiment a refused call was about, as (id, words): from its experiment id(s), its run, or the experiment name it gave."
+    def named(eid: str) -> str:
+        try: return f"experiment {client.get_experiment(eid).name!r} (id {eid})"
+        except Exception: return f"experiment {eid}"
+    if arguments.get("experiment_id"): return str(arguments["experiment_id"]), named(str(arguments["experiment_id"]))
+    ids = arguments.get("experiment_ids") or arguments.get("locations")
+    if ids and not isinstance(ids, str) and len(ids) == 1: return str(ids[0]), named(str(ids[0]))
+    if arguments.get("run_id"):
+        try: eid = client.get_run(arguments["run_id"]).info.experiment_id
+        except Exception: return None, f"the experiment of run {arguments['run_id']} (which you cannot read either)"
+        return eid, f"{named(eid)}, run {arguments['run_id']}"
+    if arguments.get("name"): return None, f"experiment {arguments['name']!r}"
+    return None, "this experiment"
+
+def access_denied(client, status: int, method: str, arguments: Mapping) -> AccessDenied:
+    "The `AccessDenied` for a 401 or 403 answer to `client.<method>(**arguments)`: who, which experiment, what permission, and what to do."
+    uri = client.tracking_uri
+    user, token = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if status == 401:
+        if not user and not token:
+            return AccessDenied(f"The MLflow server at {uri} asks who you are (401) and no credentials are set: export {_CREDENTIAL_VARS} in "
+                                f"the environment (never in code or a notebook); an admin creates your account.")
+        who = f"user {user!r} (MLFLOW_TRACKING_USERNAME)" if user else "the token in MLFLOW_TRACKING_TOKEN"
+        return AccessDenied(f"The MLflow server at {uri} did not accept the credentials of {who} (401): check MLFLOW_TRACKING_PASSWORD "
+                            f"(or the token), or ask an admin whether the account exists.")
+    permission, verb = _permission(method)
+    if method == "create_experiment":
+        return AccessDenied(f"User {user or '(token)'!r} may not create experiment {arguments.get('name')!r} at {uri} (403): ask an admin, "
+                            f"or log to an experiment you were granted EDIT on.")
+    eid, what = _experiment_of(client, arguments)
+    grant = (f" (an admin or the experiment's owner runs: get_app_client('basic-auth', tracking_uri={uri!r}).grant_user_permission("
+             f"username={user!r}, resource_type='experiment', resource_id={eid!r}, permission={permission!r}))" if user and eid else "")
+    return AccessDenied(f"User {user or '(token)'!r} may not {verb} {what} at {uri} (403): that needs the {permission} permission on it, "
+                        f"which {user or 'this token'!r} does not have. Ask its owner or an admin to grant it{grant}, or use an experiment "
+                        f"of your own (experiment=...).")
+
+# %% ../nbs/07_tracking.ipynb #9cb2d101
+class GuardedClient:
+    "An `MlflowClient` whose 401 and 403 answers become `AccessDenied` in words; everything else passes through unchanged."
+    def __init__(self, client): self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr): return attr
+        def call(*args, **kwargs):
+            try: return attr(*args, **kwargs)
+            except Exception as e:
+                status = _denied_status(e)
+                if status is None: raise
+                raise access_denied(self._client, status, name, _arguments(attr, args, kwargs)) from None
+        return call
+
+def _arguments(method, args, kwargs) -> dict:
+    "A call's arguments by parameter name (what it said about runs and experiments)."
+    import inspect
+    try: return dict(inspect.signature(method).bind_partial(*args, **kwargs).arguments)
+    except (TypeError, ValueError): return dict(kwargs)
+
 # %% ../nbs/07_tracking.ipynb #fd9b9dd8
 def mlflow_client(settings: Settings | None = None) -> RedactingClient:
     "An `MlflowClient` on the workbench's tracking URI whose writes are redacted as `settings` say (creates the embedded store's folder if needed)."
     for k, v in _MLFLOW_DEFAULTS.items(): os.environ.setdefault(k, v)
     settings = settings or load_settings()
-    uri = tracking_uri(settings)
+    uri = check_no_credentials_in_uri(tracking_uri(settings))
     if is_embedded(uri) and not settings.tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         (settings.root/"mlflow").mkdir(exist_ok=True)
     from mlflow import MlflowClient
     if is_embedded(uri): _open_store_once(uri)   # before any client: making one may already open (and migrate) the store
-    return RedactingClient(MlflowClient(tracking_uri=uri), redactor(settings))
+    client = MlflowClient(tracking_uri=uri)
+    return RedactingClient(client if is_embedded(uri) else GuardedClient(client), redactor(settings))
 
 # %% ../nbs/07_tracking.ipynb #772be7df
 def experiment_name(experiment: str | None, settings: Settings | None = None) -> str:
@@ -455,8 +544,9 @@ def cases_html(results, max_cases: int = 500, max_chars: int = 2000) -> str:
 
 # %% ../nbs/07_tracking.ipynb #d9fcbedd
 def who() -> dict[str, str]:
-    "Who is acting: the user name and the host, as every run, baseline, promotion and alias move records them."
-    try: user = getpass.getuser()
+    "Who is acting: the tracking server's account (MLFLOW_TRACKING_USERNAME) or else the machine's user name, and the host."
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")   # on a team server, the account the server knows is who logged it
+    try: user = user or getpass.getuser()
     except Exception: user = "unknown"
     return {"user": user, "host": socket.gethostname()}
 
