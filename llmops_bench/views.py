@@ -295,10 +295,15 @@ def regressions_html(report, names: Mapping[str, str] | None = None, max_flips: 
     c = report.comparisons
     changed = c[c.worse | c.better] if len(c) else c
     parts = [note(report.verdict, kind, "lb-regression-verdict")]
-    if len(changed):
+    if len(changed):   # pass/fail metrics as rates and points, others as numbers
+        level = lambda x, binary: f"{100 * x:.0f}%" if binary else f"{x:.3g}"
+        change = lambda d, lo, hi, binary: (f"{100 * d:+.0f} pts ({100 * lo:+.0f} to {100 * hi:+.0f})" if binary
+                                            else f"{d:+.3g} ({lo:+.3g} to {hi:+.3g})")
         parts.append(table_html(pd.DataFrame({
             "variant": [(names or {}).get(v, v) for v in changed.variant], "metric": changed.metric, "cases": changed.n,
-            "baseline": changed.baseline, "run": changed.run, "change": changed["diff"], "p_holm": changed.p_holm,
+            "baseline": [level(x, b) for x, b in zip(changed.baseline, changed.binary)],
+            "run": [level(x, b) for x, b in zip(changed.run, changed.binary)],
+            "change": [change(*v) for v in zip(changed["diff"], changed.lo, changed.hi, changed.binary)], "p_holm": changed.p_holm,
             "worse": ["yes" if w else "no" for w in changed.worse]}), headers={"p_holm": "p (Holm)", "worse": "worse?"}))
     flips = report.flips
     if len(flips):
