@@ -339,6 +339,20 @@ def test_runs_in_jupyterlab(page, lab, tmp_path):
     screenshot(page, runs, shot(tmp_path, "runs.png"), height=2600)
 
 
+def test_runs_against_the_baseline_in_jupyterlab(page, lab, tmp_path):
+    "A new prompt version shown in Runs against the run marked as production: the regression said in words, the flipped cases listed."
+    from playwright.sync_api import expect
+    open_and_run(page, lab, "runs_baseline.ipynb")
+    runs = page.locator(".lb-runs")
+    verdict = runs.locator(".lb-regression-verdict")
+    expect(verdict).to_contain_text("REGRESSION against baseline", timeout=180_000)
+    expect(runs.locator("th", has_text="run output")).to_be_visible()
+    text = verdict.inner_text()
+    assert "significantly worse" in text and "icontains on qa@" in text and "12 case(s) flipped pass → fail" in text, text
+    print(f"verdict: {text}")
+    screenshot(page, runs, shot(tmp_path, "runs-baseline.png"), height=2600)
+
+
 def test_mlflow_run_page(page, mlflow_server, tmp_path):
     "The MLflow UI of a real server on an evaluation's parent run: what a teammate sees after a run is logged."
     settings = lb.Settings(root=tmp_path, tracking_uri=mlflow_server.url)
