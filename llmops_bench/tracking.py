@@ -30,16 +30,17 @@ from .core import LlmopsBenchError, Prompt, Settings, load_settings
 from .governance import Redactor, redactor
 
 # %% auto #0
-__all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'BASELINE_TAG',
-           'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded', 'StoreError',
-           'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied', 'check_no_credentials_in_uri',
-           'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name', 'experiment_id', 'ensure_experiment',
-           'job_run_id', 'job_environment', 'results_digest', 'git_commit', 'global_tracking_uri', 'log_traces',
-           'evaluation_run_name', 'cases_html', 'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind',
-           'read_ratings', 'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations',
-           'annotate_run', 'finish_job_run', 'JobRecord', 'read_job', 'register_prompt', 'load_prompt', 'mark_baseline',
-           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
-           'record_promotion', 'read_traces', 'audit_table', 'log_report']
+__all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'JOB_KEY_TAG',
+           'BASELINE_TAG', 'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded',
+           'StoreError', 'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied',
+           'check_no_credentials_in_uri', 'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name',
+           'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit',
+           'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'cases_html', 'who', 'log_evaluation',
+           'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run',
+           'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord', 'read_job',
+           'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run',
+           'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion',
+           'read_traces', 'audit_table', 'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -798,6 +799,41 @@ def read_job(run_id: str, folder: str | Path, settings: Settings | None = None) 
     return JobRecord(run_id, client.get_experiment(run.info.experiment_id).name, run.data.tags.get("llmops_bench.notebook", ""),
                      json.loads(run.data.tags.get("llmops_bench.gates", "[]")), Path(client.download_artifacts(run_id, names[0], str(folder))),
                      read("parameters.json"), read("settings.json"))
+
+# %% ../nbs/07_tracking.ipynb #32903caa
+JOB_KEY_TAG = "llmops_bench.job_key"
+
+def job_with_key(experiment: str, key: str, settings: Settings | None = None) -> str | None:
+    "The finished (or failed) job run tagged `key` in `experiment`, else None; runs of it cut off half way are ended and deleted."
+    client = mlflow_client(settings)
+    found = client.get_experiment_by_name(experiment)
+    if found is None: return None
+    runs = client.search_runs([found.experiment_id], f"tags.`{JOB_KEY_TAG}` = '{key}'", order_by=["attributes.start_time ASC"])
+    done = [r.info.run_id for r in runs if r.info.status in ("FINISHED", "FAILED")]
+    for r in runs:
+        if r.info.status not in ("FINISHED", "FAILED"): _discard_tree(client, found.experiment_id, r.info.run_id)
+    return done[0] if done else None
+
+def _discard_tree(client, exp: str, run_id: str) -> None:
+    "End run `run_id` KILLED and delete it, with every run under it (children first)."
+    for child in client.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'"): _discard_tree(client, exp, child.info.run_id)
+    _discard(client, run_id)
+
+def job_outcome(run_id: str, settings: Settings | None = None) -> dict:
+    "What job run `run_id` recorded about itself, as `JobReport.to_dict` has it: status, parameters, metrics, gate outcome, evaluations."
+    client = mlflow_client(settings)
+    run = _get_run(client, run_id)
+    tags, status = run.data.tags, run.info.status
+    params = {k.removeprefix("param."): v for k, v in run.data.params.items() if k.startswith("param.")}
+    gate = tags.get("llmops_bench.gate_status")
+    metrics = {k: v for k, v in run.data.metrics.items()}
+    error = tags.get("llmops_bench.error")
+    passed = status == "FINISHED" and gate in (None, "passed")
+    return {"run_id": run_id, "status": status, "passed": passed, "parameters": params, "metrics": metrics,
+            "exit_code": 3 if status != "FINISHED" else 2 if gate == "error" else 1 if gate == "failed" else 0,
+            "error": error, "gate_error": tags.get("llmops_bench.gate_error"),
+            "failures": [f"{int(metrics.get('gate_failures', 0))} gate checks failed"] if gate == "failed" else [],
+            "evaluations": job_evaluations(run_id, settings=settings)}
 
 # %% ../nbs/07_tracking.ipynb #3fd05296
 _HASH_TAG = "llmops_bench.hash"
