@@ -8,6 +8,7 @@ Docs: https://llmops-bench.github.io/llmops-bench/core.html.md"""
 from __future__ import annotations
 
 import configparser
+import contextlib
 import hashlib
 import json
 import math
@@ -23,7 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping
 __all__ = ['ENGINE_RANGES', 'REDACT_MODES', 'LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError',
            'PolicyError', 'GateFailed', 'check_number', 'check_engine_number', 'canonical_json', 'content_hash',
            'template_variables', 'render_template', 'Prompt', 'is_secret_setting', 'Model', 'Case', 'Dataset',
-           'Settings', 'check_redact_mode', 'redact_patterns', 'project_root', 'load_settings']
+           'Settings', 'check_redact_mode', 'redact_patterns', 'project_root', 'load_settings', 'cluster_client']
 
 # %% ../nbs/00_core.ipynb #86705c47
 class LlmopsBenchError(Exception):
@@ -467,3 +468,28 @@ def load_settings(root: str | Path | None = None) -> Settings:
         env = os.environ.get(f"LLMOPS_BENCH_{k.upper()}")
         if env is not None: values[k] = _convert(f"LLMOPS_BENCH_{k.upper()}", env, kinds[types[k]])
     return Settings(**values, root=root)
+
+# %% ../nbs/00_core.ipynb #f22459a3
+@contextlib.contextmanager
+def cluster_client(cluster, workers: int = 2, timeout_s: float = 10.0) -> Iterator:
+    "A `distributed.Client` for `cluster`: 'local' (a LocalCluster of `workers` processes on 127.0.0.1), a scheduler address, or a Client (used as is)."
+    try: from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("cluster= needs dask.distributed: pip install 'llmops-bench[team]' (or dask[distributed]).") from None
+    if isinstance(cluster, Client): yield cluster; return
+    if not isinstance(cluster, str) or not cluster.strip():
+        raise ConfigError(f"cluster is 'local', a Dask scheduler address such as 'tcp://127.0.0.1:8786', or a distributed.Client; got {cluster!r}.")
+    local = None
+    try:
+        if cluster == "local":
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+            client = Client(local)
+        else: client = Client(cluster, timeout=timeout_s)
+    except (OSError, TimeoutError) as e:
+        if local is not None: local.close()
+        raise ConfigError(f"Cannot reach the Dask scheduler at {cluster} ({type(e).__name__}: {e}). Start one with `dask scheduler` and "
+                          f"workers with `dask worker {cluster}`, or use cluster='local'.") from None
+    try: yield client
+    finally:
+        client.close()
+        if local is not None: local.close()
