@@ -553,14 +553,8 @@ class Runner:
         def finish(i: int, row: dict) -> None:
             if keep: rows[i] = row
             if on_row is not None: on_row(row)
-        credentials, pending = _Credentials(self.cache), []
-        for start in range(0, len(calls), 1000):
-            chunk = calls[start:start + 1000]
-            keys = [credentials.cache_key(c) for c in chunk]
-            hits = self.cache.get_many(keys) if self.cache is not None else {}
-            for i, call, key in zip(range(start, start + len(chunk)), chunk, keys):
-                if key in hits: finish(i, _row(call, credentials.clean(call.variant.model, hits[key]), cached=True))
-                else: pending.append((i, key))
+        credentials = _Credentials(self.cache)
+        pending = self._from_cache(calls, credentials, finish)
         models = {calls[i].variant.model for i, _ in pending}
         refused, limits = self._refused(models), self._limits(models)
         if self.budget is not None: self.budget.check_priced(models - set(refused))
@@ -593,6 +587,56 @@ class Runner:
             async with providers.pooled(): await _until_stopped(workers, stop)
         finally: bar.close()
         return rows
+
+    def _from_cache(self, calls: Sequence[Call], credentials: _Credentials, finish: Callable[[int, dict], None]) -> list[tuple[int, str]]:
+        "Finish the calls the cache answers (read 1,000 keys at a time); the others' (index, cache key), in order."
+        pending = []
+        for start in range(0, len(calls), 1000):
+            chunk = calls[start:start + 1000]
+            keys = [credentials.cache_key(c) for c in chunk]
+            hits = self.cache.get_many(keys) if self.cache is not None else {}
+            for i, call, key in zip(range(start, start + len(chunk)), chunk, keys):
+                if key in hits: finish(i, _row(call, credentials.clean(call.variant.model, hits[key]), cached=True))
+                else: pending.append((i, key))
+        return pending
+
+    def run_on(self, client, calls: Sequence[Call], on_row: Callable[[dict], None] | None = None, stop: threading.Event | None = None,
+               shares_per_worker: int = 4) -> list[dict | None]:
+        "`arun`'s rows, with the calls the cache lacks split by case across the workers of Dask `client`; their answers come back into this runner's cache."
+        if self.budget is not None:
+            raise ConfigError("A budget is counted on one machine: run without cluster=, or without max_cost_usd/max_calls.")
+        from distributed import as_completed
+        rows: list[dict | None] = [None] * len(calls)
+        def finish(i: int, row: dict) -> None:
+            rows[i] = row
+            if on_row is not None: on_row(row)
+        pending = self._from_cache(calls, _Credentials(self.cache), finish)
+        if not pending: return rows
+        self._refused({calls[i].variant.model for i, _ in pending})   # an unknown model fails here, before anything is sent
+        by_case: dict[str, list[tuple[int, str]]] = {}
+        for i, key in pending: by_case.setdefault(calls[i].case.id, []).append((i, key))
+        cases = list(by_case.values())
+        n = min(len(cases), shares_per_worker * max(1, len(client.scheduler_info()["workers"])))   # several shares a worker: the fast ones take more
+        shares = [[p for case in cases[j::n] for p in case] for j in range(n)]
+        futures = client.map(_worker_rows, [[calls[i] for i, _ in share] for share in shares], engine=self._engine(), pure=False,
+                             retries=3)   # a worker lost mid-run: its shares run again elsewhere
+        share_of = {f.key: share for f, share in zip(futures, shares)}
+        for future in as_completed(futures):
+            if stop is not None and stop.is_set(): client.cancel(futures); break
+            answered = []
+            for (i, key), row in zip(share_of[future.key], future.result()):
+                finish(i, row)
+                if row["error"] is None and (not isinstance(out := row["output"], str) or self.redact(out) == out):
+                    answered.append((key, {k: row[k] for k in _ANSWER_COLUMNS}))
+            if answered and self.cache is not None: self.cache.put_many(answered)
+        return rows
+
+    def _engine(self) -> dict:
+        "This runner's settings as a worker's runner takes them (no cache, no progress bar; the policy and redaction in force here)."
+        return {"concurrency": self.concurrency, "model_concurrency": self.model_concurrency, "retries": self.retries, "timeout_s": self.timeout_s,
+                "rpm": self.rpm, "backoff_s": self.backoff_s, "stream": self.stream, "allow_models": self.allow_models,
+                "deny_models": self.deny_models, "allow_endpoints": self.allow_endpoints, "deny_endpoints": self.deny_endpoints,
+                "max_input_chars": self.max_input_chars, "transport": self.transport, "hedge": self.hedging or False, "redact": self.redact}
 
     def embed(self, model: Model | str, texts: Sequence[str], batch_size: int = 256) -> tuple[dict[str, list[float]], float | None]:
         "Vectors of `texts` by text, and the cost of what was sent (blocks; see `aembed`)."
@@ -728,6 +772,14 @@ def _progress_bar(total: int, done: int, enabled: bool):
     if not enabled: return _NoBar()   # tqdm.auto takes ~0.1 s to import: not for a run that shows no bar
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=done, unit="call", desc="llmops-bench", leave=False)
+
+# %% ../nbs/03_runner.ipynb #854658a1
+_ANSWER_COLUMNS = ("output", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "ttft_s", "transport", "attempts", "hedged",
+                   "started_at", "total_s")   # what the cache keeps of an answered row
+
+def _worker_rows(calls: Sequence[Call], engine: dict) -> list[dict]:
+    "A cluster worker's share of a run: its calls through a runner of its own (no cache: the answers go back to the caller's), rows in order."
+    return run_sync(lambda: Runner(**engine, progress=False).arun(calls))
 
 # %% ../nbs/03_runner.ipynb #d2c3e4f1
 class ResultsWriter:
