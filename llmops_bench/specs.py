@@ -18,8 +18,14 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+import yaml
 
 import yaml
 
@@ -48,6 +54,22 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -128,6 +150,8 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
 
 # %% ../nbs/08a_specs.ipynb #bfbbb5cd
@@ -274,7 +298,7 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "scenarios": "write the combinations out as tests", "derivedMetrics": "compute them from the logged scores",
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
-              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "similar", "llm-rubric", "cost", "latency")
+              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "cost", "latency")
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -583,8 +607,56 @@ def _levenshtein(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1): prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
 
+_MODULES: dict = {}
+
+def _python_function(ref: str, base: Path | None, default: str) -> Callable:
+    "The function a `file://path.py:fn` reference names (`default` when no `:fn`), its module loaded once per file version."
+    import importlib.util
+    path, _, name = ref[len("file://"):].partition(":")
+    target = (Path(base or ".")/path).resolve()
+    key = (target, target.stat().st_mtime_ns)
+    if key not in _MODULES:
+        spec = importlib.util.spec_from_file_location(f"_promptfoo_{abs(hash(key))}", target)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _MODULES[key] = module
+    fn = getattr(_MODULES[key], name or default, None)
+    if not callable(fn): raise LlmopsBenchError(f"{target.name} has no function {name or default!r}.")
+    return fn
+
+def _python_inline(code: str) -> Callable:
+    "promptfoo's inline `python` assertion as a function `main(output, context)`: one line is an expression, several are the body."
+    if "\n" in code:
+        indent = (re.search(r"^(?!\s*$)\s+", code, re.M) or [None])[0] or "    "
+        body = "\n".join(indent + line for line in code.split("\n"))
+    else: body = f"    return {code}"
+    scope: dict = {}
+    exec(compile(f"import json\n\ndef main(output, context):\n{body}\n", "<python assertion>", "exec"), scope)
+    return scope["main"]
+
+def _script_verdict(result, threshold, inverse: bool) -> tuple[bool, float, str]:
+    "(pass, score, reason) from what a Python assertion returned, as promptfoo reads it: a bool, a number (a score), or {pass, score, reason}."
+    text = result.lower() if isinstance(result, str) else None
+    if isinstance(result, bool) or text in ("true", "false"):
+        raw = result if isinstance(result, bool) else text == "true"
+        ok = raw != inverse
+        return ok, float(ok), "Assertion passed" if ok else f"Python code returned {js_string(raw)}"
+    if isinstance(result, str) and result.startswith("{"): result = json.loads(result)
+    if isinstance(result, dict):
+        raw, score = result.get("pass", result.get("pass_")), result.get("score")
+        if not isinstance(raw, bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise LlmopsBenchError(f"Python assertion must return a boolean, number, or {{pass, score, reason}} object. Got instead: {result!r}")
+        if threshold is not None and score < threshold: raw = False
+        ok = raw != inverse
+        return ok, float(score), str(result.get("reason") or "") if ok == raw else ("Assertion passed" if ok else f"Python code returned {js_string(raw)}")
+    try: score = float(result)
+    except (TypeError, ValueError): raise LlmopsBenchError(f"Python assertion must return a boolean, number, or {{pass, score, reason}} object. Instead got: {result!r}") from None
+    raw = score > 0 if threshold is None else score >= threshold
+    ok = raw != inverse
+    return ok, score, "Assertion passed" if ok else f"Python code returned {js_string(raw)}"
+
 def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: float | None = None, cost: float | None = None,
-                    grader: Callable | None = None, base: Path | None = None) -> tuple[bool, float, str]:
+                    grader: Callable | None = None, base: Path | None = None, context: dict | None = None) -> tuple[bool, float, str]:
     "(pass, score, reason) of one promptfoo assertion on `output`: promptfoo 0.123.1's rule for its type (`base`: where `file://` values are)."
     kind = assertion.get("type", "")
     inverse = kind.startswith("not-")
@@ -596,6 +668,15 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         return ok, float(ok), "Assertion passed" if ok else f"Expected output to {'not ' if inverse else ''}{what}"
     def need(ok: bool, what: str):
         if not ok: raise LlmopsBenchError(f'"{kind_base}" assertion type must have {what}')
+    context = context or {"vars": dict(vars), "prompt": None, "test": {}}
+    if assertion.get("transform") is not None:   # this assertion checks the output as its Python transform returns it
+        try: output = js_string(_python_function(assertion["transform"], base, "get_transform")(output, context))
+        except Exception as e: return False, 0.0, f"Transform failed ({assertion['transform']}): {type(e).__name__}: {e}"
+    if kind_base == "python":
+        need(isinstance(value, str), "a string value")
+        try: result = (_python_function(value, base, "get_assert") if value.startswith("file://") else _python_inline(value))(output, context)
+        except Exception as e: return False, 0.0, f"Python code execution failed: {type(e).__name__}: {e}"
+        return _script_verdict(result, threshold, inverse)
     if kind_base == "equals":
         if isinstance(value, (dict, list)) or value is None:
             try: same = _js_equal(value, _json_strict(output))
@@ -660,7 +741,9 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
     if kind_base in ("similar", "llm-rubric"):
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
-        return grader(kind_base, assertion, value, output, vars)
+        ok, score, why = grader(kind_base, assertion, value, output, vars)
+        if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
+        return ok, score, why
     raise LlmopsBenchError(f"assertion type {kind!r} is not supported")
 
 # %% ../nbs/08a_specs.ipynb #3c2acdfc
@@ -788,12 +871,22 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
+class _Failed(str):
+    "An output whose transform failed: the test fails with this reason."
+
+def _context(test: dict, row: dict) -> dict:
+    "What promptfoo hands a Python assertion or transform as `context`: the test's vars, the prompt as sent, the test."
+    messages = json.loads(row["messages"]) if isinstance(row.get("messages"), str) else None
+    prompt = messages[0]["content"] if messages and len(messages) == 1 else (json.dumps(messages) if messages else None)
+    return {"vars": dict(test["vars"]), "prompt": prompt, "test": {k: v for k, v in test.items() if not k.startswith("_")}}
+
 class PromptfooAssertions(Scorer):
     "promptfoo's assertions of each row's test as one scorer: `score.assertions` is 1 when the test passes, the details its rationale."
     uses_models = gives_rationale = True
 
     def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
-        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost"}
+        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python"}
+        row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
 
@@ -810,6 +903,7 @@ class PromptfooAssertions(Scorer):
     def score_many(self, outputs, cases, rows=None, runner=None) -> list[Score | Exception]:
         "Each output's test graded: model-graded assertions first, in one batch each through `runner`, then every assertion in order."
         tests = [self.test(c) for c in cases]
+        outputs = [self._transformed(o, t, rows[i] if rows is not None else {}) for i, (o, t) in enumerate(zip(outputs, tests))]
         graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], t) for i, t in enumerate(tests) for a in t["assert"]
                   if a.get("type", "").removeprefix("not-") in ("llm-rubric", "similar") and a.get("value") not in (None, "")]
         if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: llm-rubric and similar need the evaluation's runner; use evaluate().")
@@ -822,13 +916,21 @@ class PromptfooAssertions(Scorer):
         return [self._grade(i, output, test, rows[i] if rows is not None else {}, verdicts, _total(costs[i]))
                 for i, (output, test) in enumerate(zip(outputs, tests))]
 
+    def _transformed(self, output: str, test: dict, row: dict):
+        "The output after the test's `options.transform` (a Python function, `file://x.py:fn`), as promptfoo applies it before any assertion."
+        ref = {**self.options, **(test.get("options") or {})}.get("transform")
+        if ref is None or not isinstance(output, str): return output
+        try: return js_string(_python_function(ref, self.base, "get_transform")(output, _context(test, row)))
+        except Exception as e: return _Failed(f"Transform failed ({ref}): {type(e).__name__}: {e}")
+
     def _grade(self, i: int, output: str, test: dict, row: dict, verdicts: dict, cost: float | None) -> Score | Exception:
+        if isinstance(output, _Failed): return Score({self.name: 0.0}, json.dumps([{"type": "transform", "pass": False, "score": 0.0, "weight": 1.0, "reason": str(output)}]), cost)
         def grader(base, a, value, output, vars):
             if (i, id(a)) not in verdicts: raise LlmopsBenchError(f"{a['type']} needs a value.")
             return verdicts[(i, id(a))]
         latency = _number(row.get("latency_s"))
         try: ok, _, details = grade_test(test["assert"], output, test["vars"], test.get("threshold"), grader=grader,
-                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base)
+                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base, context=_context(test, row))
         except Exception as e: return e
         return Score({self.name: float(ok)}, json.dumps(details), cost)
 
@@ -950,15 +1052,12 @@ def _pf_tests(doc: _Doc, data) -> list[dict]:
     return tests
 
 # %% ../nbs/08a_specs.ipynb #50ed4912
-_OPTION_KEYS = ("provider", "rubricPrompt", "disableDefaultAsserts")
-_OPTION_HINTS = {"transform": "python transforms are not run here: check the raw output in the assertion instead",
-                 "postprocess": "check the raw output in the assertion instead", "prefix": "write the prefix into the prompt",
+_OPTION_KEYS = ("provider", "rubricPrompt", "disableDefaultAsserts", "transform")
+_OPTION_HINTS = {"transformVars": "write the vars as they should be sent", "postprocess": "check the raw output in the assertion instead", "prefix": "write the prefix into the prompt",
                  "suffix": "write the suffix into the prompt", "disableVarExpansion": "give one value per var"}
-_ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric")
-_ASSERT_HINTS = {"transform": "an assertion's transform is not run: assert on the output itself",
-                 "contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
+_ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric", "transform")
+_ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
-               "python": "python assertions are not run yet: write the check as contains/regex/is-json/word-count, or an llmops-bench spec scorer",
                "similar:cosine": "use similar", "model-graded-factuality": "use llm-rubric with the fact as the rubric",
                "factuality": "use llm-rubric with the fact as the rubric", "answer-relevance": "use llm-rubric",
                "model-graded-closedqa": "use llm-rubric", "context-faithfulness": "use llm-rubric with the context in the rubric"}
@@ -981,15 +1080,24 @@ def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
         out.append(v)
     return out
 
+def _python_ref(doc: _Doc, path: tuple, ref, what: str) -> None:
+    "Refuse a transform that is not a Python file reference: promptfoo runs inline transforms as JavaScript."
+    if not (isinstance(ref, str) and ref.startswith("file://") and ref[len("file://"):].partition(":")[0].endswith(".py")):
+        raise doc.error(path, f"not supported: {what} {ref!r} is JavaScript, which is not run here; write it in Python as "
+                              "file://transform.py:get_transform (a function (output, context) returning the new output).")
+    if not (doc.path.parent/ref[len("file://"):].partition(":")[0]).is_file(): raise doc.error(path, f"no Python file for {ref!r}.")
+
 def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
     "The tests with `defaultTest` merged in and var arrays expanded (promptfoo's order); anything that would change a verdict unread is refused."
     import itertools
     _refuse_keys(doc, default, ("vars", "assert", "options", "threshold", "metadata"), ("defaultTest",), "a defaultTest key", _TEST_HINTS)
     _refuse_keys(doc, default.get("options") or {}, _OPTION_KEYS, ("defaultTest", "options"), "a test option", _OPTION_HINTS)
+    if "transform" in (default.get("options") or {}): _python_ref(doc, ("defaultTest", "options", "transform"), default["options"]["transform"], "the transform")
     out = []
     for n, t in enumerate(tests):
         path = t.get("_path", ("tests", n))
         _refuse_keys(doc, t.get("options") or {}, _OPTION_KEYS, (*path, "options"), "a test option", _OPTION_HINTS)
+        if "transform" in (t.get("options") or {}): _python_ref(doc, (*path, "options", "transform"), t["options"]["transform"], "the transform")
         own = {**(default.get("options") or {}), **(t.get("options") or {})}
         vars = {**(default.get("vars") or {}), **t["vars"]}
         asserts = [*([] if own.get("disableDefaultAsserts") else (default.get("assert") or [])), *t["assert"]]
@@ -1000,6 +1108,15 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
                 near = _TYPE_HINTS.get(a["type"].removeprefix("not-")) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(a["type"], ASSERTIONS, n=1)) else None)
                 raise doc.error((*path, "assert"), f"{t.get('_where', 'assertion')} type {a['type']!r} is not supported; {near or 'the types read are ' + ', '.join(ASSERTIONS)} (each also as not-…).")
             _refuse_keys(doc, a, _ASSERT_KEYS, (*path, "assert"), f"assertion key of {a['type']!r}", _ASSERT_HINTS)
+            kind = a["type"].removeprefix("not-")
+            if "transform" in a:
+                if kind in ("llm-rubric", "similar"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
+                _python_ref(doc, (*path, "assert"), a["transform"], "the assertion's transform")
+            value = a.get("value")
+            if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, (*path, "assert"), value, "the python assertion")
+            elif isinstance(value, str) and value.startswith("file://") and kind not in ("is-json", "contains-json"):
+                raise doc.error((*path, "assert"), f"not supported: a file:// value for {a['type']!r} (values from files are read for python, is-json "
+                                                   "and contains-json); write the value inline.")
         names = list(vars)
         for combo in itertools.product(*[_var_values(doc, path, k, vars[k]) for k in names]):
             out.append({**{k: v for k, v in t.items() if k not in ("vars", "assert", "threshold")}, "vars": dict(zip(names, combo)), "assert": asserts,

@@ -184,3 +184,69 @@ def test_eval_on_the_cli(suite, tmp_path):
     done = cli(tmp_path, "eval", str(spec))
     assert done.returncode == 2
     assert f"{spec}, line 9: scorers[1]: unknown scorer 'exact_mach' (did you mean 'exact_match'?)" in done.stderr, done.stderr
+
+
+MIXED = """\
+prompts: ["Value: {{v}}"]
+providers: [echo]
+tests:
+  - vars: {v: true}
+    assert: [{type: equals, value: "Value: true"}]
+  - vars: {v: some text}
+    assert: [{type: contains, value: some}]
+  - vars: {v: 1.0}
+    assert: [{type: equals, value: "Value: 1"}]
+  - vars: {v: 2.50}
+    assert: [{type: equals, value: "Value: 2.5"}]
+"""
+
+
+def test_vars_of_mixed_types_render_as_javascript_and_log(tmp_path):
+    # a var boolean in one test, text in another and a float in a third: promptfoo prints them as JavaScript does, and the
+    # evaluation logs to MLflow (before, every call was made and then logging failed with ArrowInvalid on the mixed column)
+    (tmp_path/"promptfooconfig.yaml").write_text(MIXED)
+    settings = load_settings(tmp_path)
+    done = specs.run_spec(tmp_path/"promptfooconfig.yaml", settings=settings)
+    assert done.tests.passed.tolist() == [True, True, True, True], done.tests.reason.tolist()
+    assert done.run_id and done.unlogged is None and done.results.log_error is None
+    logged = tracking.read_evaluation(done.run_id, settings)[0]
+    assert logged["input.v"].tolist() == ["true", "some text", "1", "2.5"]
+
+
+REFUSED = [   # (config fragment, what the message must say): each is refused at load, exit 2, before any call
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: javascript\n        value: output.length > 1\n",
+     "line 6: tests[0].assert: assertion type 'javascript' is not supported; JavaScript is not run"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      transform: output.trim()\n",
+     "line 6: tests[0].options.transform: not supported: the transform 'output.trim()' is JavaScript, which is not run here; write it in Python as file://transform.py:get_transform"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contains\n        value: hi\n        transform: output.trim()\n",
+     "tests[0].assert: not supported: the assertion's transform 'output.trim()' is JavaScript"),
+    ("prompts: [hi]\nproviders:\n  - id: openai:gpt-4o-mini\n    config:\n      keep_alive: 5\n",
+     "line 5: providers[0].config.keep_alive: not supported: this provider setting has no litellm equivalent here"),
+    ("prompts: [hi]\nproviders: [echo]\nscenarios: []\ntests: [{vars: {}}]\n", "line 3: scenarios: not supported: write the combinations out as tests"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: factuality\n        value: x\n",
+     "assertion type 'factuality' is not supported; use llm-rubric with the fact as the rubric"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contians\n        value: x\n", "did you mean 'contains'?"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: openai:gpt-4o\n", "line 5: tests[0].provider: not supported: a test key; list the provider under providers"),
+    ("prompts: [hi]\nproviders: [http://127.0.0.1:9/api]\ntests: [{vars: {}}]\n", "providers[0]: provider 'http://127.0.0.1:9/api' is not supported"),
+    ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt functions (p.py) are not supported"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      prefix: 'Say: '\n", "tests[0].options.prefix: not supported: a test option; write the prefix into the prompt"),
+    ("prompts: [hi]\nproviders: [echo]\ntests: file://t.csv\n", "column '__prefix' is not supported"),
+]
+
+
+@pytest.mark.parametrize("config,message", REFUSED, ids=range(len(REFUSED)))
+def test_what_is_not_supported_is_refused_before_any_call(config, message, tmp_path):
+    (tmp_path/"t.csv").write_text("q,__prefix\na,b\n")
+    path = tmp_path/"promptfooconfig.yaml"
+    path.write_text(config)
+    with pytest.raises(specs.SpecError) as e: specs.load_spec(path)
+    assert str(e.value).startswith(f"{path}, line ") and message in str(e.value), str(e.value)
+
+
+def test_a_refused_config_exits_2_on_the_cli_and_sends_nothing(tmp_path, fake_server):
+    path = tmp_path/"promptfooconfig.yaml"
+    path.write_text(f"prompts: [hi]\nproviders:\n  - id: openai:chat:m\n    config: {{apiBaseUrl: {fake_server.base_url}, apiKey: k}}\n"
+                    "tests:\n  - vars: {}\n    assert:\n      - type: javascript\n        value: 'true'\n")
+    done = cli(tmp_path, "eval", str(path), "--no-progress")
+    assert done.returncode == 2 and f"{path}, line 8: tests[0].assert: assertion type 'javascript' is not supported" in done.stderr, done.stderr
+    assert fake_server.stats()["requests"] == 0
