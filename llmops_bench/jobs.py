@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,12 +369,20 @@ def grid_parameters(grid: Mapping[str, Iterable[Any]]) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 # %% ../nbs/10_jobs.ipynb #bf8fac37
-def _sweep_one(notebook: str, params: dict, kwargs: dict, root: str) -> dict:
-    "One sweep job, in a worker process: the report as data."
-    os.environ["LLMOPS_BENCH_ROOT"] = root          # the worker reads the caller's project: its settings, store and cache
-    try: return run(notebook, params, settings=load_settings(root), **kwargs).to_dict()
-    except LlmopsBenchError as e: return {"status": "ERROR", "passed": False, "exit_code": 2, "error": str(e), "parameters": params}
-    except Exception as e: return {"status": "ERROR", "passed": False, "exit_code": 3, "error": f"{type(e).__name__}: {e}", "parameters": params}
+_ONE_JOB_AT_A_TIME = threading.Lock()   # a job sets environment variables for its kernel: one job per worker process at a time
+
+def _sweep_one(notebook: str, params: dict, kwargs: dict, root: str, key: str | None = None, tracking_uri: str | None = None) -> dict:
+    "One sweep job, in a worker process (local, or on a cluster): the report as data; a finished earlier attempt of `key` is reported instead."
+    env = {"LLMOPS_BENCH_ROOT": root, **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
+    with _ONE_JOB_AT_A_TIME, _environment(env):   # the caller's project and store; the worker's own credentials
+        try:
+            settings = load_settings(root)
+            if key:
+                if done := tracking.job_with_key(kwargs["experiment"], key, settings): return {**tracking.job_outcome(done, settings), "reused": True}
+                kwargs = {**kwargs, "_tags": {**(kwargs.get("_tags") or {}), tracking.JOB_KEY_TAG: key}}
+            return run(notebook, params, settings=settings, **kwargs).to_dict()
+        except LlmopsBenchError as e: return {"status": "ERROR", "passed": False, "exit_code": 2, "error": str(e), "parameters": params}
+        except Exception as e: return {"status": "ERROR", "passed": False, "exit_code": 3, "error": f"{type(e).__name__}: {e}", "parameters": params}
 
 def _sweep_table(combos: list[dict], reports: list[dict]):
     "One row per sweep job: run id, parameters, status, verdict, the job's metrics, gate failures, error, evaluations."
@@ -384,28 +393,67 @@ def _sweep_table(combos: list[dict], reports: list[dict]):
                           "evaluations": ",".join(r.get("evaluations") or [])} for i, r in enumerate(reports)])
 
 # %% ../nbs/10_jobs.ipynb #9a8f6f5c
-def sweep(notebook: str | Path, grid: Mapping[str, Iterable[Any]], *, workers: int = 2, experiment: str | None = None,
+def sweep(notebook: str | Path, grid: Mapping[str, Iterable[Any]], *, workers: int = 2, cluster=None, experiment: str | None = None,
           gates: Iterable[str] = (), timeout: float | None = None, baseline: str | None = None, cache: bool | None = None,
           progress: bool = False, settings: Settings | None = None):
-    "Run a job per combination of `grid`'s values, `workers` at a time in separate processes; one row per job (a DataFrame)."
-    import concurrent.futures, multiprocessing
+    "Run a job per combination of `grid`'s values — `workers` processes here, or tasks on a Dask `cluster` — one row per job (a DataFrame)."
     settings = settings or load_settings()
     combos = grid_parameters(grid)
     for p in combos: check_parameters(notebook, p)            # all bad input is reported before the first job starts
     gates = [stats.parse_gate(g).text for g in gates]
     experiment = _job_experiment(experiment, notebook_parameters(notebook), {}, settings)
     tracking.ensure_experiment(experiment, settings)          # created once, before the workers could race to create it
+    name = f"{Path(notebook).stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
     kwargs = {"experiment": experiment, "gates": gates, "timeout": timeout, "baseline": baseline, "cache": cache, "progress": False,
-              "_tags": {"llmops_bench.sweep": f"{Path(notebook).stem}-{int(time.time())}"}}
-    ctx = multiprocessing.get_context("spawn")                # a clean interpreter per worker: no inherited MLflow or kernel state
-    rows = [None] * len(combos)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
-        futures = {pool.submit(_sweep_one, str(Path(notebook).resolve()), p, kwargs, str(settings.root.resolve())): i for i, p in enumerate(combos)}
-        for f in concurrent.futures.as_completed(futures):
-            rows[futures[f]] = d = f.result()
-            _say(progress, f"sweep {sum(r is not None for r in rows)}/{len(combos)}: {combos[futures[f]]} -> {d.get('status')}"
-                           f"{'' if d.get('passed') else ' (not passed)'}")
+              "_tags": {"llmops_bench.sweep": name}}
+    tasks = [(str(Path(notebook).resolve()), p, kwargs, str(settings.root.resolve()), f"{name}/{i}", tracking.tracking_uri(settings))
+             for i, p in enumerate(combos)]
+    def said(i: int, d: dict, done: int) -> None:
+        _say(progress, f"sweep {done}/{len(combos)}: {combos[i]} -> {d.get('status')}{'' if d.get('passed') else ' (not passed)'}")
+    rows = _on_processes(tasks, workers, said) if cluster is None else _on_cluster(tasks, cluster, workers, said)
     return _sweep_table(combos, rows)
+
+def _on_processes(tasks: list[tuple], workers: int, said) -> list[dict]:
+    "The tasks' reports, `workers` at a time in fresh processes of this machine."
+    import concurrent.futures, multiprocessing
+    ctx = multiprocessing.get_context("spawn")                # a clean interpreter per worker: no inherited MLflow or kernel state
+    rows = [None] * len(tasks)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
+        futures = {pool.submit(_sweep_one, *t): i for i, t in enumerate(tasks)}
+        for n, f in enumerate(concurrent.futures.as_completed(futures), 1):
+            rows[futures[f]] = f.result()
+            said(futures[f], rows[futures[f]], n)
+    return rows
+
+# %% ../nbs/10_jobs.ipynb #fe3d3e86
+def _cluster_client(cluster, workers: int, stack: contextlib.ExitStack):
+    "A Dask client: `cluster` itself when it is one, on a new LocalCluster of `workers` processes for 'local', else connected to `cluster`'s scheduler."
+    from distributed import Client, LocalCluster
+    if hasattr(cluster, "submit"): return cluster
+    if cluster == "local":
+        local = stack.enter_context(LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None))
+        return stack.enter_context(Client(local))
+    if not isinstance(cluster, str) and hasattr(cluster, "scheduler_address"): cluster = cluster.scheduler_address
+    try: return stack.enter_context(Client(cluster, timeout=15))
+    except (OSError, TimeoutError) as e:
+        raise LlmopsBenchError(f"No Dask scheduler answered at {cluster!r} ({type(e).__name__}). Start one (`dask scheduler`) and workers "
+                               f"(`dask worker {cluster} --nthreads 1`), or pass cluster='local' for one on this machine.") from None
+
+def _on_cluster(tasks: list[tuple], cluster, workers: int, said) -> list[dict]:
+    "The tasks' reports, each task run by a worker of the Dask `cluster` (re-run elsewhere by Dask when its worker is lost)."
+    from distributed import as_completed
+    rows = [None] * len(tasks)
+    with contextlib.ExitStack() as stack:
+        client = _cluster_client(cluster, workers, stack)
+        futures = {client.submit(_sweep_one, *t, key=f"llmops-bench-job-{t[4]}", pure=False): i for i, t in enumerate(tasks)}
+        for n, f in enumerate(as_completed(futures), 1):
+            i = futures[f]
+            try: rows[i] = f.result()
+            except Exception as e:   # Dask gave up on the task (its workers kept dying: KilledWorker), or the cluster went away
+                rows[i] = {"status": "ERROR", "passed": False, "exit_code": 3, "parameters": tasks[i][1],
+                           "error": f"the cluster could not run this job: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+            said(i, rows[i], n)
+    return rows
 
 # %% ../nbs/10_jobs.ipynb #ed2d95b8
 _COMPARED = ("output", "error")
