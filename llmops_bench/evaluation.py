@@ -7,6 +7,7 @@ Docs: https://llmops-bench.github.io/llmops-bench/evaluation.html.md"""
 # %% ../nbs/08_evaluation.ipynb #b1d4f663
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -17,7 +18,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .core import ENGINE_RANGES, Dataset, LlmopsBenchError, Model, Prompt, Settings, check_engine_number, load_settings
+from .core import (ENGINE_RANGES, Dataset, LlmopsBenchError, Model, Prompt, Settings, check_engine_number, cluster_client,
+                               load_settings)
 from .runner import Budget, Call, ResponseCache, Runner, Variant, plan, plan_variants, results_frame, run_sync
 from .scorers import apply_scorers, as_scorers, check_columns
 from .stats import summarize
@@ -175,7 +177,7 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
              stream: bool = False, progress: bool = True, on_row: Callable[[dict], None] | None = None,
              stop: threading.Event | str | None = None, alpha: float = 0.05, min_cases: int = 100, batch: int = 50,
              effect: float | None = None, decide_on: str | None = None, seed: int = 0, max_cost_usd: float | None = None,
-             max_calls: int | None = None, experiment: str | None = None, log: bool = True,
+             max_calls: int | None = None, cluster=None, experiment: str | None = None, log: bool = True,
              trace: bool = False, parent_run_id: str | None = None, source: Mapping | None = None, settings: Settings | None = None) -> Results:
     "Run prompts × models (or explicit `variants`) on the cases, score the outputs, log to MLflow unless `log=False`; the `Results`."
     settings = settings or load_settings()
@@ -191,15 +193,19 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     runner = Runner.from_settings(settings, concurrency=concurrency, model_concurrency=model_concurrency, retries=retries,
                                   timeout_s=timeout_s, rpm=rpm, backoff_s=backoff_s, cache=store, stream=stream, progress=progress,
                                   budget=budget)   # None: the setting; any other value is checked by the Runner (0 is not "default")
+    if cluster is not None and budget is not None:
+        raise LlmopsBenchError("A budget is counted on one machine: run without cluster=, or without max_cost_usd/max_calls.")
     try:
-        if rule is None: table, record = _run(runner, calls, scorer_list, on_row, cancel), None
-        else: table, record = _run_sequential(runner, calls, scorer_list, on_row, cancel, rule)
+        with cluster_client(cluster) if cluster is not None else contextlib.nullcontext() as client:
+            if rule is None: table, record = _run(runner, calls, scorer_list, on_row, cancel, client), None
+            else: table, record = _run_sequential(runner, calls, scorer_list, on_row, cancel, rule, client)
     finally:
         if store is not None: store.trim(); store.close()
     spec = evaluation_spec(calls, dataset, scorer_list, runner, repeats, experiment=tracking.experiment_name(experiment, settings),
                            scorer_code=[s for s in _listed(scorers) if isinstance(s, str)])
     if cases is not None: spec["dataset"]["case_ids"] = [c.id for c in dataset]
     if source: spec["source"] = dict(source)   # which face asked: a spec file, a Compare session, ...
+    if cluster is not None: spec["engine"]["cluster"] = cluster if isinstance(cluster, str) else type(cluster).__name__
     if record is not None: spec["sequential"] = record
     if budget is not None: spec["budget"] = budget.record()
     elif len(table) < len(calls): spec["stopped"] = {"planned": len(calls), "finished": len(table)}
@@ -207,9 +213,9 @@ def evaluate(prompts: Prompt | Iterable[Prompt] | None = None, models: Model | s
     if log and len(table): _log_or_keep(results, settings, trace, parent_run_id or tracking.job_run_id())
     return results
 
-def _run(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel) -> "pd.DataFrame":
-    "Send `calls` at once (one set of limits for all of them); the scored table of those that finished."
-    rows = run_sync(lambda: runner.arun(calls, on_row, cancel))
+def _run(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel, client=None) -> "pd.DataFrame":
+    "Send `calls` at once (one set of limits for all of them), or across a Dask `client`'s workers; the scored table of those that finished."
+    rows = runner.run_on(client, calls, on_row, cancel) if client is not None else run_sync(lambda: runner.arun(calls, on_row, cancel))
     done = [i for i, r in enumerate(rows) if r is not None]
     # scorers get the runner: an LLM judge's calls share the cache, retries, limits and policy of the evaluation
     return apply_scorers(results_frame([rows[i] for i in done]), [calls[i].case.inputs for i in done], scorers, runner=runner)
@@ -250,7 +256,7 @@ def _sequential_rule(stop, scorers: Sequence, calls: Sequence[Call], alpha, min_
     return _Rule(alpha, min_cases, batch, effect, decide_on or names[0], seed)
 
 # %% ../nbs/08_evaluation.ipynb #cad5798e
-def _run_sequential(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel, rule: _Rule):
+def _run_sequential(runner: Runner, calls: Sequence[Call], scorers: Sequence, on_row, cancel, rule: _Rule, client=None):
     "Cases in a seeded random order, a batch at a time across every variant, until the comparisons are decided; the table and a record."
     import pandas as pd
     by_case: dict[str, list[Call]] = {}
@@ -259,7 +265,7 @@ def _run_sequential(runner: Runner, calls: Sequence[Call], scorers: Sequence, on
     random.Random(rule.seed).shuffle(order)
     tables, decisions, reason, used = [], [], "the cases ran out", 0
     for start in range(0, len(order), rule.batch):
-        tables.append(_run(runner, [c for i in order[start:start + rule.batch] for c in by_case[i]], scorers, on_row, cancel))
+        tables.append(_run(runner, [c for i in order[start:start + rule.batch] for c in by_case[i]], scorers, on_row, cancel, client))
         used, table = min(len(order), start + rule.batch), pd.concat(tables, ignore_index=True)
         if cancel is not None and cancel.is_set(): reason = "stopped by the user"; break
         if runner.budget is not None and runner.budget.not_sent: reason = "the budget ran out"; break
