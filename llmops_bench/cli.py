@@ -138,7 +138,7 @@ def server_command(args, out) -> int:
     config_dir = Path(args.config_dir) if args.config_dir else load_settings().root/"mlflow"/"server"
     plan = server.TeamServer(args.backend_store_uri, args.artifacts_destination, config_dir, host=args.host, port=args.port,
                              workers=args.workers, default_permission=args.default_permission, auth_database_uri=args.auth_database_uri,
-                             allowed_hosts=args.allowed_hosts)
+                             allowed_hosts=args.allowed_hosts, auth_cache_s=args.auth_cache_s)
     plan.environment()   # refuses here, before a word is printed, without an admin password and secret key
     print(f"MLflow team server at {plan.url} (users and permissions: basic-auth, default permission {plan.default_permission}; "
           f"runs: {plan.backend_store_uri}; artifacts: {plan.artifacts_destination}). Ctrl-C stops it.", file=out, flush=True)
@@ -238,7 +238,7 @@ def job_sweep(args, out) -> int:
     from llmops_bench import jobs
     grid = {**{k: [v] for k, v in _parameters(args.p).items()}, **_grid(args.grid)}
     if not grid: raise LlmopsBenchError("job sweep needs at least one --grid NAME=V1,V2.")
-    table = jobs.sweep(args.notebook, grid, workers=args.workers, experiment=args.experiment, gates=args.gate or [], timeout=args.timeout,
+    table = jobs.sweep(args.notebook, grid, workers=args.workers, cluster=args.cluster, experiment=args.experiment, gates=args.gate or [], timeout=args.timeout,
                        cache=False if args.no_cache else None, progress=True)
     _print_table(table, args.json, out)
     codes = set(table.exit_code.dropna().astype(int))
@@ -335,6 +335,8 @@ def _job_parsers(sub) -> None:
     sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2", help="a parameter and its values (repeatable); NAME='[\"a,b\",\"c\"]' for values with commas")
     sweep.add_argument("-p", "--parameter", dest="p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a fixed parameter (repeatable)")
     sweep.add_argument("--workers", type=int, default=2, help="jobs at a time, each in its own process (default 2)")
+    sweep.add_argument("--cluster", metavar="ADDRESS", help="run each job as a task on a Dask cluster: its scheduler's address "
+                       "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes here")
     rerun = job_sub.add_parser("rerun", help="run a job again from its MLflow run and compare the results", epilog=_EXIT_CODES,
                                description="Re-run job RUN_ID with the notebook, parameters and settings recorded there; with the cache the "
                                            "results table is reproduced; with --no-cache every call is sent again and differences are listed per case.")
@@ -392,6 +394,8 @@ def _runs_and_ui_parsers(sub) -> None:
     srv.add_argument("--auth-database-uri", metavar="URI", help="the users' and permissions' database (default: DATABASE_auth on the same server)")
     srv.add_argument("--config-dir", metavar="DIR", help="where the auth app's ini file is written (default: <root>/mlflow/server)")
     srv.add_argument("--allowed-hosts", metavar="HOSTS", help="Host headers to accept, comma-separated (when clients use a name, such as mlflow.team:5000)")
+    srv.add_argument("--auth-cache-s", type=int, default=60, metavar="S", help="seconds a successful login is remembered (default 60; "
+                     "0 checks the password on every request, ~0.1 s of server CPU each)")
 
 def _promote_parsers(sub) -> None:
     promote = sub.add_parser("promote", help="move a registry alias to a candidate prompt only when it is proven no worse", epilog=_EXIT_CODES,
