@@ -1,0 +1,108 @@
+"""Sweeps on a real Dask cluster: a scheduler and two worker processes on 127.0.0.1 (`dask scheduler`, `dask worker`, each in
+its own process group), a sweep of 8 jobs, and one worker killed (SIGKILL, nanny and all) while its job is running. Dask runs
+the lost task again on the other worker; the task's key on its job run makes the cut-off attempt go away, so MLflow ends with
+exactly 8 job runs, one per job, each with one evaluation.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llmops_bench import jobs, tracking
+from llmops_bench.core import load_settings
+from tests.mlflow_server import HOST, _end_group, free_port, port_open
+
+ROOT = Path(__file__).resolve().parents[1]
+QA = ROOT/"nbs"/"evals"/"qa.ipynb"
+DASK = Path(sys.executable).parent/"dask"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    "A scheduler and two single-threaded workers named w0 and w1; {'address', 'workers': {name: Popen}}."
+    port, procs = free_port(), {}
+    logs = tempfile.TemporaryDirectory()
+    def spawn(name: str, *argv: str) -> subprocess.Popen:
+        log = open(Path(logs.name)/f"{name}.log", "wb")
+        procs[name] = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, cwd=ROOT)
+        return procs[name]
+    address = f"tcp://{HOST}:{port}"
+    try:
+        spawn("scheduler", "scheduler", "--host", HOST, "--port", str(port), "--no-dashboard")
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert time.monotonic() < deadline, (Path(logs.name)/"scheduler.log").read_text()
+            time.sleep(0.2)
+        for name in ("w0", "w1"):
+            spawn(name, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", HOST, "--no-dashboard", "--name", name)
+        from distributed import Client
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield {"address": address, "workers": {n: p for n, p in procs.items() if n != "scheduler"}}
+    finally:
+        for p in procs.values(): _end_group(p, 10.0)
+        logs.cleanup()
+
+
+def _kill_when_busy(address: str, victim: subprocess.Popen, victim_name: str, settings, experiment: str, done: dict) -> None:
+    "Kill the victim worker's whole process group (SIGKILL) once both workers are mid-job: its job run exists and its kernel runs."
+    from distributed import Client
+    client = tracking.mlflow_client(settings)
+    with Client(address, timeout=30) as dask:
+        while True:
+            names = {a: w["name"] for a, w in dask.scheduler_info()["workers"].items()}
+            busy = {names.get(a) for a, keys in dask.processing().items() if keys}
+            exp = client.get_experiment_by_name(experiment)
+            running = [r for r in client.search_runs([exp.experiment_id], "tags.`llmops_bench.kind` = 'job'") if r.info.status == "RUNNING"] if exp else []
+            finished = [r for r in client.search_runs([exp.experiment_id], "tags.`llmops_bench.kind` = 'job'") if r.info.status == "FINISHED"] if exp else []
+            if victim_name in busy and len(running) == 2 and len(finished) >= 2: break
+            if done.get("stop"): return
+            time.sleep(0.5)
+    time.sleep(3)   # the victim's kernel is running the notebook now
+    os.killpg(os.getpgid(victim.pid), signal.SIGKILL)
+    done["killed_at"] = time.monotonic()
+
+
+def test_a_sweep_of_8_jobs_survives_a_worker_killed_mid_run(cluster, tmp_path):
+    root = tmp_path/"project"; root.mkdir()
+    settings = load_settings(root)
+    experiment = "dask-sweep"
+    state: dict = {}
+    killer = threading.Thread(target=_kill_when_busy, args=(cluster["address"], cluster["workers"]["w1"], "w1", settings, experiment, state),
+                              daemon=True)
+    killer.start()
+    try:
+        table = jobs.sweep(QA, {"models": ["bench/extractive"], "limit": [1, 2, 3, 4, 5, 6, 7, 8]}, cluster=cluster["address"],
+                           experiment=experiment, settings=settings)
+    finally:
+        state["stop"] = True
+        killer.join(timeout=60)
+    assert "killed_at" in state, "the worker was never killed mid-job: the test did not test anything"
+    print(f"\nsweep on Dask: {len(table)} jobs, worker w1 killed mid-job; statuses {table.status.value_counts().to_dict()}")
+
+    assert len(table) == 8 and (table.status == "FINISHED").all(), table[["param.limit", "status", "error"]]
+    client = tracking.mlflow_client(settings)
+    exp = client.get_experiment_by_name(experiment).experiment_id
+    job_runs = client.search_runs([exp], "tags.`llmops_bench.kind` = 'job'")
+    keys = [r.data.tags[tracking.JOB_KEY_TAG] for r in job_runs]
+    assert len(job_runs) == 8 and len(set(keys)) == 8, keys                       # 8 job runs, no duplicates
+    assert sorted(table.run_id) == sorted(r.info.run_id for r in job_runs)       # the table reports exactly those
+    assert all(r.info.status == "FINISHED" for r in job_runs)
+    limits = sorted(int(r.data.params["param.limit"]) for r in job_runs)
+    assert limits == list(range(1, 9))
+    evaluations = client.search_runs([exp], "tags.`llmops_bench.kind` = 'evaluation'")
+    assert len(evaluations) == 8 and {e.data.tags["mlflow.parentRunId"] for e in evaluations} == set(table.run_id)
+    # the attempt the kill cut off is gone from the experiment: ended KILLED and deleted, under the same key as its re-run
+    from mlflow.entities import ViewType
+    cut = client.search_runs([exp], "tags.`llmops_bench.kind` = 'job'", run_view_type=ViewType.DELETED_ONLY)
+    assert len(cut) >= 1 and all(r.info.status == "KILLED" and r.data.tags[tracking.JOB_KEY_TAG] in keys for r in cut), \
+        [(r.info.status, r.data.tags.get(tracking.JOB_KEY_TAG)) for r in cut]
