@@ -444,8 +444,8 @@ def _on_cluster(tasks: list[tuple], cluster, workers: int, said) -> list[dict]:
     from distributed import as_completed
     rows = [None] * len(tasks)
     with contextlib.ExitStack() as stack:
-        client = _cluster_client(cluster, workers, stack)
-        futures = {client.submit(_sweep_one, *t, key=f"llmops-bench-job-{t[4]}", pure=False): i for i, t in enumerate(tasks)}
+        dask = _cluster_client(cluster, workers, stack)   # a Dask client (named so: "client" in this package means MLflow's)
+        futures = {dask.submit(_sweep_one, *t, key=f"llmops-bench-job-{t[4]}", pure=False): i for i, t in enumerate(tasks)}
         for n, f in enumerate(as_completed(futures), 1):
             i = futures[f]
             try: rows[i] = f.result()
