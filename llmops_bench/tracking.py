@@ -107,13 +107,24 @@ REDACT_TAG = "llmops_bench.redact"
 _KEPT_TAGS = ("mlflow.user", "llmops_bench.user", "llmops_bench.host")   # who acted: the audit's facts, not the data's
 _TEXT_FILES = (".html", ".htm", ".txt", ".md", ".csv", ".tsv", ".yaml", ".yml", ".py", ".log", ".xml", ".jsonl", ".svg")
 
+def _redact_column(col, redact: Redactor):
+    "Column `col` redacted: each distinct text once, then one vectorised replacement (the column itself when nothing changes)."
+    import pandas as pd
+    try: distinct = pd.unique(col.dropna())
+    except TypeError: return col.map(redact.value)   # unhashable cells (lists, dicts): one by one
+    changed = {v: r for v in distinct if (r := redact.value(v)) is not v and r != v}
+    if not changed: return col
+    out, hit = col.copy(), col.isin(list(changed))
+    out[hit] = col[hit].map(changed)
+    return out
+
 def redact_frame(df, redact: Redactor):
     "A copy of DataFrame `df` with its column names and every text (or dict/list) cell redacted; numbers are kept as they are."
     import pandas as pd
     out = df.copy()
     for i, c in enumerate(df.columns):
         col = df.iloc[:, i]
-        if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col): out.isetitem(i, col.map(redact.value))
+        if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col): out.isetitem(i, _redact_column(col, redact))
     out.columns = [redact(c) if isinstance(c, str) else c for c in df.columns]
     return out
 
