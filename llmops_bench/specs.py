@@ -20,8 +20,11 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 import yaml
 
@@ -54,6 +57,14 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -150,6 +161,7 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
@@ -985,6 +997,15 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
 _PROVIDER_HINTS = {"transform": "transform the output in a python assertion instead", "prompts": "list one provider per config, or split the config",
                    "delay": "use --concurrency or a model's rpm", "env": "set the variables in the environment"}
 
+def _config_file(doc: _Doc, path: tuple, value):
+    "A provider setting given as `file://tools.json` (or .yaml): the file's content, as promptfoo loads tools and schemas."
+    if not (isinstance(value, str) and value.startswith("file://")): return value
+    target = doc.path.parent/value[len("file://"):]
+    if target.suffix.lower() not in (".json", ".yaml", ".yml"): raise doc.error(path, f"not supported: {value} (a setting read from a file is .json or .yaml).")
+    if not target.is_file(): raise doc.error(path, f"no file at {target}.")
+    import yaml
+    return yaml.load(target.read_text(encoding="utf-8"), Loader=_JsYaml)
+
 def _pf_providers(doc: _Doc, data) -> list[Model]:
     "promptfoo providers as models: ids mapped to litellm, `config` keys mapped to litellm arguments; anything else refused."
     items = data.get("providers", data.get("targets"))
@@ -999,6 +1020,7 @@ def _pf_providers(doc: _Doc, data) -> list[Model]:
             pid, label, config = item["id"], item.get("label"), item.get("config") or {}
         else: raise doc.error(path, f"expected a provider id such as openai:gpt-4o-mini or {{id, label, config}}, got {item!r}.")
         _refuse_keys(doc, config, _CONFIG_OK, (*path, "config"), "this provider setting has no litellm equivalent here")
+        config = {k: _config_file(doc, (*path, "config", k), v) for k, v in config.items()}
         if "apiKeyEnvar" in config and config["apiKeyEnvar"] not in os.environ:
             raise doc.error((*path, "config", "apiKeyEnvar"), f"the environment has no {config['apiKeyEnvar']}; set it before running.")
         try: out.append(Model(model_id(pid, config), label=label, **_model_settings(config)))
@@ -1052,8 +1074,8 @@ def _pf_tests(doc: _Doc, data) -> list[dict]:
     return tests
 
 # %% ../nbs/08a_specs.ipynb #50ed4912
-_OPTION_KEYS = ("provider", "rubricPrompt", "disableDefaultAsserts", "transform")
-_OPTION_HINTS = {"transformVars": "write the vars as they should be sent", "postprocess": "check the raw output in the assertion instead", "prefix": "write the prefix into the prompt",
+_OPTION_KEYS = ("provider", "rubricPrompt", "disableDefaultAsserts", "transform", "transformVars")
+_OPTION_HINTS = {"postprocess": "check the raw output in the assertion instead", "prefix": "write the prefix into the prompt",
                  "suffix": "write the suffix into the prompt", "disableVarExpansion": "give one value per var"}
 _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric", "transform")
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
@@ -1087,19 +1109,31 @@ def _python_ref(doc: _Doc, path: tuple, ref, what: str) -> None:
                               "file://transform.py:get_transform (a function (output, context) returning the new output).")
     if not (doc.path.parent/ref[len("file://"):].partition(":")[0]).is_file(): raise doc.error(path, f"no Python file for {ref!r}.")
 
+def _transform_vars(doc: _Doc, path: tuple, ref: str, vars: dict) -> dict:
+    "A test's vars after its Python `transformVars` (`file://x.py:fn`, called with (vars, context)), merged over them as promptfoo merges them."
+    import uuid
+    try: new = _python_function(ref, doc.path.parent, "get_transform")(dict(vars), {"prompt": {}, "uuid": str(uuid.uuid4())})
+    except Exception as e: raise doc.error(path, f"transformVars {ref} failed: {type(e).__name__}: {e}") from None
+    if not isinstance(new, dict): raise doc.error(path, f"transformVars {ref} must return a mapping of vars, got {type(new).__name__}.")
+    return {**vars, **new}
+
 def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
     "The tests with `defaultTest` merged in and var arrays expanded (promptfoo's order); anything that would change a verdict unread is refused."
     import itertools
     _refuse_keys(doc, default, ("vars", "assert", "options", "threshold", "metadata"), ("defaultTest",), "a defaultTest key", _TEST_HINTS)
     _refuse_keys(doc, default.get("options") or {}, _OPTION_KEYS, ("defaultTest", "options"), "a test option", _OPTION_HINTS)
-    if "transform" in (default.get("options") or {}): _python_ref(doc, ("defaultTest", "options", "transform"), default["options"]["transform"], "the transform")
+    for k in ("transform", "transformVars"):
+        if k in (default.get("options") or {}): _python_ref(doc, ("defaultTest", "options", k), default["options"][k], f"the {k}")
     out = []
     for n, t in enumerate(tests):
         path = t.get("_path", ("tests", n))
         _refuse_keys(doc, t.get("options") or {}, _OPTION_KEYS, (*path, "options"), "a test option", _OPTION_HINTS)
-        if "transform" in (t.get("options") or {}): _python_ref(doc, (*path, "options", "transform"), t["options"]["transform"], "the transform")
+        for k in ("transform", "transformVars"):
+            if k in (t.get("options") or {}): _python_ref(doc, (*path, "options", k), t["options"][k], f"the {k}")
         own = {**(default.get("options") or {}), **(t.get("options") or {})}
         vars = {**(default.get("vars") or {}), **t["vars"]}
+        if ref := (t.get("options") or {}).get("transformVars") or (default.get("options") or {}).get("transformVars"):
+            vars = _transform_vars(doc, (*path, "options"), ref, vars)
         asserts = [*([] if own.get("disableDefaultAsserts") else (default.get("assert") or [])), *t["assert"]]
         threshold = t.get("threshold", float(default["threshold"]) if default.get("threshold") is not None else None)
         for a in asserts:

@@ -250,3 +250,39 @@ def test_a_refused_config_exits_2_on_the_cli_and_sends_nothing(tmp_path, fake_se
     done = cli(tmp_path, "eval", str(path), "--no-progress")
     assert done.returncode == 2 and f"{path}, line 8: tests[0].assert: assertion type 'javascript' is not supported" in done.stderr, done.stderr
     assert fake_server.stats()["requests"] == 0
+
+
+def test_provider_settings_reach_the_server_as_litellm_arguments(tmp_path, fake_server, monkeypatch):
+    # promptfoo provider config keys become litellm arguments; the fake model `leak-headers*` answers with the request's headers,
+    # so the configured header is seen arriving; the key named by apiKeyEnvar is used but never shown (scrubbed from the output)
+    monkeypatch.setenv("TEAM_PROVIDER_KEY", "sk-team-secret-123")
+    (tmp_path/"tools.json").write_text('[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]')
+    (tmp_path/"promptfooconfig.yaml").write_text(textwrap.dedent(f"""\
+        prompts: ["hi {{{{x}}}}"]
+        providers:
+          - id: openai:chat:leak-headers-m
+            config:
+              apiBaseUrl: {fake_server.base_url}
+              apiKeyEnvar: TEAM_PROVIDER_KEY
+              headers: {{X-Team: blue}}
+              temperature: 0.2
+              max_tokens: 30
+              top_p: 0.9
+              seed: 7
+              stop: ["END"]
+              response_format: {{type: json_object}}
+              tools: file://tools.json
+              tool_choice: auto
+        tests:
+          - vars: {{x: a}}
+            assert: [{{type: icontains, value: '"x-team": "blue"'}}]
+    """))
+    spec = specs.load_spec(tmp_path/"promptfooconfig.yaml")
+    params = spec.models[0].params
+    assert params["tools"][0]["function"]["name"] == "lookup" and params["response_format"] == {"type": "json_object"}
+    assert {k: params[k] for k in ("temperature", "max_tokens", "top_p", "seed", "stop")} == {"temperature": 0.2, "max_tokens": 30, "top_p": 0.9, "seed": 7, "stop": ["END"]}
+    assert "api_key" not in params and "extra_headers" not in params    # credentials are settings apart, never logged
+    done = specs.run_spec(spec, log=False, settings=load_settings(tmp_path))
+    output = done.results.results["output"].iloc[0]
+    assert done.tests.passed.tolist() == [True], (done.tests.reason.tolist(), output)
+    assert "sk-team-secret-123" not in output and fake_server.stats()["requests"] == 1

@@ -15,3 +15,7 @@ def shout(output, context):
 
 def word_count(output, context):
     return len(output.split())
+
+
+def more_vars(vars, context):
+    return {"topic": vars["topic"].upper()}
