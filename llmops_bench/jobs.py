@@ -431,7 +431,9 @@ def _cluster_client(cluster, workers: int, stack: contextlib.ExitStack):
     from distributed import Client, LocalCluster
     if hasattr(cluster, "submit"): return cluster
     if cluster == "local":
-        local = stack.enter_context(LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None))
+        import logging   # the nanny's shutdown chatter ("still alive after 4.0 seconds, killing") is not the user's business
+        local = stack.enter_context(LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                                                 silence_logs=logging.ERROR))
         return stack.enter_context(Client(local))
     if not isinstance(cluster, str) and hasattr(cluster, "scheduler_address"): cluster = cluster.scheduler_address
     try: return stack.enter_context(Client(cluster, timeout=15))
