@@ -21,8 +21,14 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+import yaml
 
 import yaml
 
@@ -45,9 +51,10 @@ from . import scorers as scorer_lib, stats
 
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
-           'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'SpecError', 'Spec', 'scorer_factories', 'model_id', 'split_values',
-           'assertion_from_string', 'tests_from_csv', 'js_string', 'js_regex', 'is_refusal', 'check_assertion',
-           'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
+           'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'SpecError', 'Spec',
+           'scorer_factories', 'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string',
+           'js_regex', 'is_refusal', 'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun',
+           'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -57,6 +64,22 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -161,6 +184,8 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
@@ -310,7 +335,7 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "scenarios": "write the combinations out as tests", "derivedMetrics": "compute them from the logged scores",
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
-              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "cost", "latency")
+              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "factuality", "model-graded-closedqa", "cost", "latency")
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -751,7 +776,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         ok = (seen <= threshold) != inverse
         unit = "ms" if kind_base == "latency" else " USD"
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if kind_base in ("similar", "llm-rubric"):
+    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa"):   # promptfoo ignores not- on the last two
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
         ok, score, why = grader(kind_base, assertion, value, output, vars)
         if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
@@ -777,6 +802,24 @@ def grade_test(assertions: list[dict], output: str, vars: dict, threshold: float
 RUBRIC_SYSTEM = ("You are grading output according to a user-specified rubric. If the statement in the rubric is true, then the output "
                  "passes the test. You respond with a JSON object with this structure: {\"reason\": string, \"pass\": boolean, \"score\": number}")
 RUBRIC_USER = "<Output>\n{{output}}\n</Output>\n<Rubric>\n{{rubric}}\n</Rubric>"
+# promptfoo 0.123.1's default prompts for factuality and model-graded-closedqa (src/prompts/grading.ts)
+FACTUALITY_PROMPT = [
+    {"role": "system", "content": "You are a precise factuality evaluator that compares a submitted answer to an expert answer. \n\nYour task is to "
+     "analyze the factual content while ignoring differences in style, grammar, or punctuation.\nYou must categorize the submission into one of "
+     "these options:\n\n(A) The submitted answer is a subset of the expert answer and is fully consistent with it.\n(B) The submitted answer is a "
+     "superset of the expert answer and is fully consistent with it.\n(C) The submitted answer contains all the same details as the expert answer.\n"
+     "(D) There is a disagreement between the submitted answer and the expert answer.\n(E) The answers differ, but these differences don't matter "
+     "from the perspective of factuality.\n\nRespond ONLY with a JSON object in this format:\n{\n  \"category\": \"[LETTER]\",\n  \"reason\": "
+     "\"[DETAILED EXPLANATION]\"\n}\n\n- The \"category\" must be a single letter A, B, C, D, or E.\n- Provide a clear, detailed explanation in "
+     "the \"reason\" field.\n- Your response must be valid JSON with no additional text."},
+    {"role": "user", "content": "I need you to compare these answers:\n\n<question>\n{{input}}\n</question>\n\n<expert_answer>\n{{ideal}}\n"
+     "</expert_answer>\n\n<submitted_answer>\n{{completion}}\n</submitted_answer>\n\nPlease analyze the factual relationship between these "
+     "answers according to the categories you've been given."}]
+CLOSED_QA_PROMPT = [{"role": "system", "content": "You are assessing a submitted answer on a given task based on a criterion. Here is the data:\n"
+    "[BEGIN DATA]\n***\n[Task]: {{input}}\n***\n[Submission]: {{completion}}\n***\n[Criterion]: {{criteria}}\n***\n[END DATA]\nDoes the "
+    "submission meet the criterion? First, write out in a step by step manner your reasoning about the criterion to be sure that your conclusion is "
+    "correct. Avoid simply stating the correct answers at the outset. Then print only the single character \"Y\" or \"N\" (without quotes or "
+    "punctuation) on its own line corresponding to the correct answer. At the end, repeat just the letter again by itself on a new line.\n\n    Reasoning:"}]
 DEFAULT_GRADER, DEFAULT_EMBEDDER = "gpt-4o-mini", "text-embedding-3-large"
 
 def _model_settings(config: dict) -> dict:
@@ -797,16 +840,39 @@ def _grader_model(spec, fallback: str) -> Model:
     return Model(model_id(spec) if spec == "echo" or (":" in spec and "/" not in spec.split(":", 1)[0]) and "://" not in spec else spec)
 
 # %% ../nbs/08a_specs.ipynb #a2ce98c7
-def _rubric_messages(assertion: dict, rubric, output: str, vars: dict, options: dict) -> list[dict]:
-    "The grader's chat messages for one `llm-rubric` assertion: promptfoo's default rubric prompt, or the config's `rubricPrompt`."
+def _rubric_messages(assertion: dict, rubric, output: str, vars: dict, options: dict, kind: str = "llm-rubric", prompt: str | None = None) -> list[dict]:
+    "The grader's chat messages for one model-graded assertion: promptfoo's default prompt for its `kind`, or the config's `rubricPrompt`."
     custom = assertion.get("rubricPrompt") or options.get("rubricPrompt")
-    values = {**vars, "output": output, "rubric": rubric if isinstance(rubric, str) else json.dumps(rubric)}
+    rubric = rubric if isinstance(rubric, str) else json.dumps(rubric)
+    values = ({**vars, "output": output, "rubric": rubric} if kind == "llm-rubric" else
+              {**vars, "input": prompt or "", "completion": output, ("ideal" if kind == "factuality" else "criteria"): rubric})
+    if not custom and kind != "llm-rubric": custom = FACTUALITY_PROMPT if kind == "factuality" else CLOSED_QA_PROMPT
     if isinstance(custom, str):
         try: custom = json.loads(custom) if custom.lstrip().startswith("[") else custom   # chat messages written as JSON text
         except json.JSONDecodeError: pass
     if isinstance(custom, list): return [{"role": m["role"], "content": _render(m["content"], values)} for m in custom]
     if custom: return [{"role": "user", "content": _render(str(custom), values)}]
     return [{"role": "system", "content": RUBRIC_SYSTEM}, {"role": "user", "content": _render(RUBRIC_USER, values)}]
+
+def _factuality_verdict(text: str | None, error: str | None) -> tuple[bool, float, str]:
+    "promptfoo's reading of a factuality grader: a JSON `category` A-E (or a legacy `(A)` answer); D, a disagreement, fails."
+    if text is None: return False, 0.0, f"the grader failed: {error}"
+    found = [o for o in _extract_json(text) if isinstance(o, dict)]
+    if found and isinstance(found[0].get("category"), str):
+        option = found[0]["category"].strip().upper()
+        if not re.fullmatch(r"[A-E]", option): return False, 0.0, f"Invalid category value: {option}"
+        reason = str(found[0].get("reason") or "").strip() or f"Category {option}"
+    elif m := re.search(r"\s*\(?([a-eA-E])\)", text):
+        option = m.group(1).upper()
+        reason = (re.search(r"\)\s*(.*)", text, re.S).group(1) or text).strip()
+    else: return False, 0.0, f"Factuality checker output did not match expected format: {text}"
+    return option != "D", float(option != "D"), reason
+
+def _closed_qa_verdict(text: str | None, error: str | None) -> tuple[bool, float, str]:
+    "promptfoo's reading of a model-graded-closedqa grader: the answer ends with Y."
+    if text is None: return False, 0.0, f"the grader failed: {error}"
+    ok = text.rstrip().endswith("Y")
+    return ok, float(ok), f"The submission {'meets' if ok else 'does not meet'} the criterion:\n{text}"
 
 def _rubric_verdict(text: str | None, error: str | None, threshold) -> tuple[bool, float, str]:
     "(pass, score, reason) from a grader's answer, as promptfoo reads it; a failed grader call fails the assertion, saying why."
@@ -828,12 +894,13 @@ def _spent(row: dict) -> float | None:
     return None if row["cost_usd"] is None or math.isnan(row["cost_usd"]) else float(row["cost_usd"])
 
 def _grade_rubrics(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
-    "Verdicts of `llm-rubric` items `(key, assertion, rubric, output, test)` by key, and costs by row: one batch of grader calls on `runner`."
+    "Verdicts of `llm-rubric`, `factuality` and `model-graded-closedqa` items `(key, assertion, rubric, output, test)` by key, and costs by row: one batch of grader calls on `runner`."
     by_model: dict = {}
     for n, (key, a, rubric, output, test) in enumerate(items):
         opts = {**options, **(test.get("options") or {})}
         model = _grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER)
-        by_model.setdefault(model, []).append((n, _rubric_messages(a, rubric, output, test["vars"], opts)))
+        kind = a["type"].removeprefix("not-")
+        by_model.setdefault(model, []).append((n, _rubric_messages(a, rubric, output, test["vars"], opts, kind, test.get("_prompt"))))
     answers: list = [None] * len(items)
     try:
         for model, asked in by_model.items():
@@ -843,7 +910,9 @@ def _grade_rubrics(items: list[tuple], options: dict, runner) -> tuple[dict, dic
     verdicts, costs, charged = {}, {}, set()
     for (key, a, *_), r in zip(items, answers):
         failure = None if not isinstance(r["error"], str) else f"{r['error_type']}: {r['error']}" + (f" (after {r['attempts']} attempts)" if r["attempts"] > 1 else "")
-        verdicts[key] = _rubric_verdict(None if failure else r["output"], failure, a.get("threshold"))
+        text, kind = None if failure else r["output"], a["type"].removeprefix("not-")
+        verdicts[key] = (_factuality_verdict(text, failure) if kind == "factuality" else _closed_qa_verdict(text, failure)
+                         if kind == "model-graded-closedqa" else _rubric_verdict(text, failure, a.get("threshold")))
         if id(r) not in charged: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))   # a call sent once is paid once
     return verdicts, costs
 
@@ -883,6 +952,8 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
+_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar")   # graded by a model, in batches through the runner
+
 class _Failed(str):
     "An output whose transform failed: the test fails with this reason."
 
@@ -897,7 +968,7 @@ class PromptfooAssertions(Scorer):
     uses_models = gives_rationale = True
 
     def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
-        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python"}
+        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa"}
         row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
@@ -916,12 +987,12 @@ class PromptfooAssertions(Scorer):
         "Each output's test graded: model-graded assertions first, in one batch each through `runner`, then every assertion in order."
         tests = [self.test(c) for c in cases]
         outputs = [self._transformed(o, t, rows[i] if rows is not None else {}) for i, (o, t) in enumerate(zip(outputs, tests))]
-        graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], t) for i, t in enumerate(tests) for a in t["assert"]
-                  if a.get("type", "").removeprefix("not-") in ("llm-rubric", "similar") and a.get("value") not in (None, "")]
-        if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: llm-rubric and similar need the evaluation's runner; use evaluate().")
+        graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], {**t, "_prompt": _context(t, rows[i] if rows is not None else {})["prompt"]})
+                  for i, t in enumerate(tests) for a in t["assert"] if a.get("type", "").removeprefix("not-") in _GRADED and a.get("value") not in (None, "")]
+        if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: {', '.join(_GRADED)} need the evaluation's runner; use evaluate().")
         verdicts, costs = {}, [[] for _ in outputs]
         for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar)):
-            if items := [g for g in graded if g[1]["type"].removeprefix("not-") == kind]:
+            if items := [g for g in graded if (g[1]["type"].removeprefix("not-") == "similar") == (kind == "similar")]:
                 found, spent = grade(items, self.options, runner)
                 verdicts.update(found)
                 for i, c in spent.items(): costs[i] += c
@@ -1080,9 +1151,9 @@ _OPTION_HINTS = {"postprocess": "check the raw output in the assertion instead",
 _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric", "transform")
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
-               "similar:cosine": "use similar", "model-graded-factuality": "use llm-rubric with the fact as the rubric",
-               "factuality": "use llm-rubric with the fact as the rubric", "answer-relevance": "use llm-rubric",
-               "model-graded-closedqa": "use llm-rubric", "context-faithfulness": "use llm-rubric with the context in the rubric"}
+               "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
+               "answer-relevance": "use llm-rubric", "context-faithfulness": "use llm-rubric with the context in the rubric",
+               "context-recall": "use llm-rubric with the context in the rubric", "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
     "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files are read."
@@ -1144,7 +1215,7 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
             _refuse_keys(doc, a, _ASSERT_KEYS, (*path, "assert"), f"assertion key of {a['type']!r}", _ASSERT_HINTS)
             kind = a["type"].removeprefix("not-")
             if "transform" in a:
-                if kind in ("llm-rubric", "similar"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
+                if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
                 _python_ref(doc, (*path, "assert"), a["transform"], "the assertion's transform")
             value = a.get("value")
             if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, (*path, "assert"), value, "the python assertion")
