@@ -23,8 +23,17 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+import yaml
+
+import yaml
 
 import yaml
 
@@ -64,6 +73,30 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -184,6 +217,9 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
@@ -514,9 +550,15 @@ def _js_equal(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list): return len(a) == len(b) and all(map(_js_equal, a, b))
     return type(a) is type(b) and a == b
 
+def _nunjucks(text) -> str | None:
+    "The first nunjucks construct in `text` beyond a plain `{{var}}` (a tag, a comment, a filter, an expression), or None."
+    if not isinstance(text, str): return None
+    m = re.search(r"\{%.*?%\}|\{#.*?#\}|\{\{(?!\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}).*?\}\}", text, re.S)
+    return m.group(0) if m else None
+
 def _render(value, vars: dict):
-    "`{{var}}` in an assertion value replaced with the var as promptfoo prints it (`js_string`)."
-    if isinstance(value, str): return re.sub(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", lambda m: js_string(vars[m.group(1)]) if m.group(1) in vars else m.group(0), value)
+    "`{{var}}` in an assertion value replaced with the var as promptfoo prints it (`js_string`); an unknown var is '', as in nunjucks."
+    if isinstance(value, str): return re.sub(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", lambda m: js_string(vars.get(m.group(1))), value)
     if isinstance(value, list): return [_render(v, vars) for v in value]
     if isinstance(value, dict): return {k: _render(v, vars) for k, v in value.items()}
     return value
@@ -1038,7 +1080,7 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
             label = item.get("label") or (item.get("id") if not str(item.get("id", "")).startswith("file://") else None)
             item = item.get("raw") or item.get("id") or item.get("file")
         if not isinstance(item, str): raise doc.error(path, f"expected prompt text, file://path or {{raw, label}}, got {item!r}.")
-        if "{%" in item or re.search(r"\{\{[^}]*\|", item): raise doc.error(path, "nunjucks tags and filters ({% %}, {{ x | f }}) are not supported; use plain {{var}}.")
+        if found := _nunjucks(item): raise doc.error(path, f"nunjucks tags, filters and expressions ({found}) are not supported; use plain {{{{var}}}}.")
         if item.startswith("file://"):
             target = doc.path.parent/item[len("file://"):]
             suffix = target.suffix.lower()
@@ -1103,6 +1145,11 @@ _TEST_KEYS = ("description", "vars", "assert", "threshold", "options", "metadata
 _TEST_HINTS = {"provider": "list the provider under providers", "providerOutput": "run the provider instead",
                "prompts": "split the config by prompt", "providers": "split the config by provider"}
 
+def _test_vars(doc: _Doc, path: tuple, vars) -> dict:
+    "A test's vars, a mapping; `vars: file://…` is refused (promptfoo 0.123.1 rejects it inline and drops it in test files)."
+    if vars is None or isinstance(vars, dict): return dict(vars or {})
+    raise doc.error((*path, "vars"), f"not supported: vars given as {vars!r}; write the vars inline as a mapping (a file:// value per var is read).")
+
 def _test_files(doc: _Doc, path: tuple, ref: str) -> list[dict]:
     "The tests of `file://` test files (CSV, YAML, JSON, JSONL; a glob reads each file it matches, in name order)."
     import glob, yaml
@@ -1122,7 +1169,7 @@ def _test_files(doc: _Doc, path: tuple, ref: str) -> list[dict]:
         for n, t in enumerate(loaded):
             if not isinstance(t, dict): raise doc.error(path, f"{f.name}: test {n + 1} is not a mapping of vars, assert, ...: {t!r}.")
             _refuse_keys(doc, {k: v for k, v in t.items() if k != "_line"}, _TEST_KEYS, path, f"{f.name}, test {n + 1}: a test key", _TEST_HINTS)
-            tests.append({"description": t.get("description"), "vars": dict(t.get("vars") or {}), "assert": list(t.get("assert") or []),
+            tests.append({"description": t.get("description"), "vars": _test_vars(doc, path, t.get("vars")), "assert": list(t.get("assert") or []),
                           **({"threshold": float(t["threshold"])} if t.get("threshold") is not None else {}),
                           **({"options": dict(t["options"])} if t.get("options") else {}), "_line": doc.line(path), "_where": f"{f.name}, test {n + 1}"})
     return tests
@@ -1138,7 +1185,7 @@ def _pf_tests(doc: _Doc, data) -> list[dict]:
         if isinstance(item, str) and item.startswith("file://"): tests += _test_files(doc, path, item)
         elif isinstance(item, dict):
             _refuse_keys(doc, item, _TEST_KEYS, path, "a test key", _TEST_HINTS)
-            tests.append({"description": item.get("description"), "vars": dict(item.get("vars") or {}), "assert": list(item.get("assert") or []),
+            tests.append({"description": item.get("description"), "vars": _test_vars(doc, path, item.get("vars")), "assert": list(item.get("assert") or []),
                           **({"threshold": float(item["threshold"])} if item.get("threshold") is not None else {}),
                           **({"options": dict(item["options"])} if item.get("options") else {}), "_line": doc.line(path), "_path": path})
         else: raise doc.error(path, f"expected a test mapping or file://tests.csv (or .yaml, .json, .jsonl, a glob), got {item!r}.")
@@ -1156,7 +1203,7 @@ _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains
                "context-recall": "use llm-rubric with the context in the rubric", "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
-    "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files are read."
+    "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files (relative to the config, even in a test file) are read."
     import datetime, yaml
     values = value if isinstance(value, list) and value and isinstance(value[0], str) else [value]
     out = []
@@ -1218,6 +1265,9 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
                 if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
                 _python_ref(doc, (*path, "assert"), a["transform"], "the assertion's transform")
             value = a.get("value")
+            for text in (value if isinstance(value, list) else [value, a.get("rubricPrompt")]):
+                if found := _nunjucks(text):
+                    raise doc.error((*path, "assert"), f"not supported: the nunjucks construct {found} in a {a['type']} value; use plain {{{{var}}}}.")
             if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, (*path, "assert"), value, "the python assertion")
             elif isinstance(value, str) and value.startswith("file://") and kind not in ("is-json", "contains-json"):
                 raise doc.error((*path, "assert"), f"not supported: a file:// value for {a['type']!r} (values from files are read for python, is-json "

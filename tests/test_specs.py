@@ -231,6 +231,9 @@ REFUSED = [   # (config fragment, what the message must say): each is refused at
     ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt functions (p.py) are not supported"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      prefix: 'Say: '\n", "tests[0].options.prefix: not supported: a test option; write the prefix into the prompt"),
     ("prompts: [hi]\nproviders: [echo]\ntests: file://t.csv\n", "column '__prefix' is not supported"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: file://vars.yaml\n", "line 4: tests[0].vars: not supported: vars given as 'file://vars.yaml'; write the vars inline"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contains\n        value: '{{ x | upper }}'\n",
+     "tests[0].assert: not supported: the nunjucks construct {{ x | upper }} in a contains value"),
 ]
 
 
