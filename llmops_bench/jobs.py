@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .core import LlmopsBenchError, Settings, load_settings
+from .core import LlmopsBenchError, Settings, cluster_client, load_settings
 from .governance import redactor
 from . import evaluation, stats, tracking
 
@@ -426,27 +426,11 @@ def _on_processes(tasks: list[tuple], workers: int, said) -> list[dict]:
     return rows
 
 # %% ../nbs/10_jobs.ipynb #fe3d3e86
-def _cluster_client(cluster, workers: int, stack: contextlib.ExitStack):
-    "A Dask client: `cluster` itself when it is one, on a new LocalCluster of `workers` processes for 'local', else connected to `cluster`'s scheduler."
-    from distributed import Client, LocalCluster
-    if hasattr(cluster, "submit"): return cluster
-    if cluster == "local":
-        import logging   # the nanny's shutdown chatter ("still alive after 4.0 seconds, killing") is not the user's business
-        local = stack.enter_context(LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None,
-                                                 silence_logs=logging.ERROR))
-        return stack.enter_context(Client(local))
-    if not isinstance(cluster, str) and hasattr(cluster, "scheduler_address"): cluster = cluster.scheduler_address
-    try: return stack.enter_context(Client(cluster, timeout=15))
-    except (OSError, TimeoutError) as e:
-        raise LlmopsBenchError(f"No Dask scheduler answered at {cluster!r} ({type(e).__name__}). Start one (`dask scheduler`) and workers "
-                               f"(`dask worker {cluster} --nthreads 1`), or pass cluster='local' for one on this machine.") from None
-
 def _on_cluster(tasks: list[tuple], cluster, workers: int, said) -> list[dict]:
     "The tasks' reports, each task run by a worker of the Dask `cluster` (re-run elsewhere by Dask when its worker is lost)."
     from distributed import as_completed
     rows = [None] * len(tasks)
-    with contextlib.ExitStack() as stack:
-        dask = _cluster_client(cluster, workers, stack)   # a Dask client (named so: "client" in this package means MLflow's)
+    with cluster_client(cluster, workers) as dask:   # a Dask client (named so: "client" in this package means MLflow's)
         futures = {dask.submit(_sweep_one, *t, key=f"llmops-bench-job-{t[4]}", pure=False): i for i, t in enumerate(tasks)}
         for n, f in enumerate(as_completed(futures), 1):
             i = futures[f]
