@@ -15,7 +15,7 @@ _EXPORTS = {
     "Compare": "widgets", "Grid": "widgets", "Runs": "widgets",
     "promote": "monitor", "rollback": "monitor",
 }
-_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "views", "notebooks", "widgets", "specs", "jobs", "monitor", "cli")
+_MODULES = ("core", "governance", "providers", "runner", "scorers", "stats", "plots", "tracking", "evaluation", "views", "notebooks", "widgets", "specs", "jobs", "monitor", "server", "cli")
 __all__ = [*_EXPORTS, *_MODULES]
 
 def __getattr__(name: str):
