@@ -26,8 +26,11 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 import yaml
 
@@ -73,6 +76,14 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -217,6 +228,7 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
@@ -1088,7 +1100,7 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
                 raise doc.error(path, f"prompt functions ({target.name}) are not supported; write the prompt as text, a .txt/.md file or .json chat messages.")
             if not target.is_file(): raise doc.error(path, f"no prompt file at {target}.")
             text = target.read_text(encoding="utf-8")
-            if suffix == ".md": out.append(Prompt(label or target.stem, text)); continue   # one prompt, whole: promptfoo does not split .md
+            if suffix == ".md": out.append(_text_prompt(doc, path, label or target.stem, text)); continue   # one prompt, whole: promptfoo does not split .md
             if suffix in (".txt", ""):
                 parts, buf = [], []
                 for line in re.split(r"\r?\n", text) + ["---"]:
@@ -1096,15 +1108,24 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
                         if "\n".join(buf).strip(): parts.append("\n".join(buf).strip())
                         buf = []
                     else: buf.append(line)
-                out += [Prompt(label if len(parts) == 1 and label else f"{target.stem}{'' if len(parts) == 1 else f'-{n + 1}'}", p) for n, p in enumerate(parts)]
+                out += [_text_prompt(doc, path, label if len(parts) == 1 and label else f"{target.stem}{'' if len(parts) == 1 else f'-{n + 1}'}", p) for n, p in enumerate(parts)]
             elif suffix in (".json", ".yaml", ".yml"):
                 import yaml
                 messages = yaml.load(text, Loader=_JsYaml)
                 try: out.append(Prompt(label or target.stem, messages))
                 except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
             else: raise doc.error(path, f"prompt files {target.suffix} are not supported; use .txt, .md, .json or .yaml.")
-        else: out.append(Prompt(label or f"prompt{i + 1}", item))
+        else: out.append(_text_prompt(doc, path, label or f"prompt{i + 1}", item))
     return out
+
+def _text_prompt(doc: _Doc, path: tuple, name: str, text: str) -> Prompt:
+    "A prompt written as text; text that is JSON is what promptfoo makes of it: chat messages when it is a message list, else refused."
+    try: parsed = json.loads(text)
+    except ValueError: return Prompt(name, text)
+    if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in parsed):
+        try: return Prompt(name, parsed)
+        except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
+    raise doc.error(path, "not supported: a prompt that is JSON but not chat messages (promptfoo re-formats it); write it as text or as a .json message list.")
 
 # %% ../nbs/08a_specs.ipynb #690afa7d
 _PROVIDER_HINTS = {"transform": "transform the output in a python assertion instead", "prompts": "list one provider per config, or split the config",
@@ -1209,6 +1230,8 @@ def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
     out = []
     for v in values:
         if isinstance(v, (dict, list)): raise doc.error((*path, "vars", name), "objects and arrays of non-text values as vars are not supported; give text or numbers.")
+        if isinstance(v, str) and re.search(r"\{\{|\{%|\{#", v):
+            raise doc.error((*path, "vars", name), "not supported: a var holding a nunjucks template (promptfoo renders it again with the other vars); give its final text.")
         if isinstance(v, (datetime.date, datetime.datetime)): raise doc.error((*path, "vars", name), f"{v} is read as a date; quote it to give text.")
         if isinstance(v, str) and v.startswith("file://"):
             target = doc.path.parent/v[len("file://"):]
@@ -1299,13 +1322,19 @@ def _promptfoo_spec(doc: _Doc) -> Spec:
                                 f"{t.get('description') or tests.index(t) + 1!r} has no such var; its vars are: {', '.join(t['vars']) or 'none'}.")
     names = list(dict.fromkeys(k for t in tests for k in t["vars"]))
     # each var as promptfoo prints it (true, 1 for 1.0): the prompt sees the same text, and every column is text, so MLflow logs it
-    frame = pd.DataFrame([{"id": f"test-{n + 1:03d}", **{k: js_string(t["vars"].get(k)) for k in names}, "__test": n,
-                           "__assert": json.dumps(t["assert"], sort_keys=True, default=str)} for n, t in enumerate(tests)])
+    rows = [{"id": f"test-{n + 1:03d}", **{k: js_string(t["vars"].get(k)) for k in names}, "__test": n,
+             "__assert": json.dumps(t["assert"], sort_keys=True, default=str)} for n, t in enumerate(tests)]
     variants = None
     if any(m.id == "bench/echo" for m in models) and any(not isinstance(p.template, str) for p in prompts):
-        # promptfoo's echo answers the prompt as promptfoo holds it: a chat prompt file is its JSON text, rendered (same variant name)
-        as_text = lambda p: Prompt(p.name, json.dumps(p.template, ensure_ascii=False, separators=(",", ":")), p.version)
-        variants = [(as_text(p) if m.id == "bench/echo" and not isinstance(p.template, str) else p, m) for p in prompts for m in models]
+        # promptfoo's echo answers a chat prompt as promptfoo renders it: the messages as JSON (2-space indent) with each var rendered in
+        # place, so quotes and newlines are escaped; that text is computed here per test, and echo's prompt is it (same variant name)
+        for k, p in enumerate(prompts):
+            if isinstance(p.template, str): continue
+            for row, t in zip(rows, tests):
+                row[f"__echo{k}"] = json.dumps([{**m, "content": _render(m["content"], t["vars"])} for m in p.template], indent=2, ensure_ascii=False)
+        as_text = lambda k, p: Prompt(p.name, f"{{{{__echo{k}}}}}", p.version)
+        variants = [(as_text(k, p) if m.id == "bench/echo" and not isinstance(p.template, str) else p, m) for k, p in enumerate(prompts) for m in models]
+    frame = pd.DataFrame(rows)
     return Spec(doc.path, "promptfoo", prompts, models, Dataset(frame, source=str(doc.path)),
                 [PromptfooAssertions(tests, default.get("options"), base=doc.path.parent)],
                 gates=["score.assertions>=1", "error_rate<=0"], unsupported=ignored, variants=variants)
