@@ -27,8 +27,14 @@ from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
 from decimal import Decimal
+from decimal import Decimal
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+import yaml
 
 import yaml
 
@@ -181,6 +187,22 @@ _JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 _JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
 _JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+class _JsYaml(yaml.SafeLoader):
+    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
 class _Doc:
     "A YAML file as data plus its node tree, for messages that cite lines."
     def __init__(self, path: Path):
@@ -228,6 +250,8 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
+    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
@@ -1079,6 +1103,12 @@ def _refuse_keys(doc: _Doc, item: dict, known, path: tuple, what: str, hints: di
             near = (hints or {}).get(k) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(str(k), known, n=1)) else None)
             raise doc.error((*path, k), f"not supported: {what}; {near or 'the keys read are ' + ', '.join(known)}.")
 
+class _FunctionPrompt(Prompt):
+    "A Python prompt function (`file://prompt.py:fn`), run per test once the tests are known (`_prompt_functions`)."
+    def __init__(self, name: str, ref: str, index: int):
+        super().__init__(name, f"python prompt function {ref}")
+        self.ref, self.index = ref, index
+
 def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
     "promptfoo's prompts: text, or `file://` files read as promptfoo reads them (`.txt` split at `---` lines and trimmed, `.md` whole)."
     items = data.get("prompts")
@@ -1096,8 +1126,12 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
         if item.startswith("file://"):
             target = doc.path.parent/item[len("file://"):]
             suffix = target.suffix.lower()
+            if target.name.partition(":")[0].endswith(".py") and ":" in target.name:
+                if not (doc.path.parent/item[len("file://"):].partition(":")[0]).is_file(): raise doc.error(path, f"no prompt file at {target}.")
+                out.append(_FunctionPrompt(label or target.name, item, i)); continue
             if suffix in (".py", ".js", ".ts", ".mjs", ".cjs") or ":" in target.name:
-                raise doc.error(path, f"prompt functions ({target.name}) are not supported; write the prompt as text, a .txt/.md file or .json chat messages.")
+                raise doc.error(path, f"prompt {target.name} is not supported: JavaScript prompt functions and Python scripts without a function are "
+                                      "not run; write a Python function as file://prompt.py:fn, or the prompt as text, a .txt/.md file or .json chat messages.")
             if not target.is_file(): raise doc.error(path, f"no prompt file at {target}.")
             text = target.read_text(encoding="utf-8")
             if suffix == ".md": out.append(_text_prompt(doc, path, label or target.stem, text)); continue   # one prompt, whole: promptfoo does not split .md
@@ -1302,6 +1336,47 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
     return out
 
 # %% ../nbs/08a_specs.ipynb #996c0f34
+def _prompt_functions(doc: _Doc, data, prompts: list, tests: list[dict]) -> tuple[list, list[dict]]:
+    """Python prompt functions (`file://prompt.py:fn`, called with `{vars, provider, config}` as promptfoo calls them) run here for
+    every test: each becomes a template over hidden per-test values (`__fnK`, or `__fnK_M` per chat message). Refused when the result
+    depends on the provider, sets `config`, or changes its messages' roles from test to test."""
+    hidden = [{} for _ in tests]
+    if not any(isinstance(p, _FunctionPrompt) for p in prompts): return prompts, hidden
+    items = data.get("providers", data.get("targets"))
+    ids = [(i, None) if isinstance(i, str) else (i["id"], i.get("label")) for i in (items if isinstance(items, list) else [items])]
+    out = []
+    for k, p in enumerate(prompts):
+        if not isinstance(p, _FunctionPrompt): out.append(p); continue
+        path, roles = ("prompts", p.index), None
+        try: fn = _python_function(p.ref, doc.path.parent, "")
+        except Exception as e: raise doc.error(path, f"the prompt function {p.ref} cannot be loaded: {e}") from None
+        for n, t in enumerate(tests):
+            try: results = [fn({"vars": dict(t["vars"]), "provider": {"id": pid, "label": label}, "config": {}}) for pid, label in ids]
+            except Exception as e: raise doc.error(path, f"the prompt function {p.ref} failed on test {n + 1}: {type(e).__name__}: {e}") from None
+            if any(r != results[0] for r in results): raise doc.error(path, f"not supported: {p.ref} returns a different prompt per provider; split the config by provider.")
+            r = results[0]
+            if isinstance(r, dict):
+                if "config" in r: raise doc.error(path, f"not supported: {p.ref} returns a provider config; set it under providers.")
+                r = r.get("prompt")
+            if isinstance(r, str):
+                try: r = json.loads(r) if isinstance(json.loads(r), list) else r
+                except ValueError: pass
+            if isinstance(r, list):
+                if not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in r):
+                    raise doc.error(path, f"{p.ref} returned a list that is not chat messages ({{role, content}}).")
+                if roles is not None and [m["role"] for m in r] != roles:
+                    raise doc.error(path, f"not supported: {p.ref} returns messages with other roles for test {n + 1}; keep one shape of conversation.")
+                roles = [m["role"] for m in r]
+                hidden[n].update({f"__fn{k}_{m}": _render(js_string(msg["content"]), t["vars"]) for m, msg in enumerate(r)})
+            elif isinstance(r, str):
+                if roles not in (None, "text"): raise doc.error(path, f"not supported: {p.ref} returns text for test {n + 1} and messages for another.")
+                roles = "text"
+                hidden[n][f"__fn{k}"] = _render(r, t["vars"])
+            else: raise doc.error(path, f"{p.ref} must return text, chat messages or {{prompt}}, got {type(r).__name__}.")
+        template = f"{{{{__fn{k}}}}}" if roles == "text" else [{"role": role, "content": f"{{{{__fn{k}_{m}}}}}"} for m, role in enumerate(roles)]
+        out.append(Prompt(p.name, template))
+    return out, hidden
+
 def _promptfoo_spec(doc: _Doc) -> Spec:
     import pandas as pd
     data, ignored = doc.data, []
@@ -1315,23 +1390,24 @@ def _promptfoo_spec(doc: _Doc) -> Spec:
     if not isinstance(default, dict): raise doc.error(("defaultTest",), f"expected a mapping (vars, assert, options, threshold), got {default!r}.")
     tests = _pf_defaults(doc, _pf_tests(doc, data), default)
     if not tests: raise doc.error(("tests",), "no tests.")
+    prompts, hidden = _prompt_functions(doc, data, prompts, tests)
     for p in prompts:
-        for t in tests:
-            if (missing := [v for v in p.variables if v not in t["vars"]]):
+        for t, more in zip(tests, hidden):
+            if (missing := [v for v in p.variables if v not in t["vars"] and v not in more]):
                 raise SpecError(f"{doc.path}, line {t.get('_line', 1)}: prompt {p.name!r} uses {{{{{missing[0]}}}}} but test "
                                 f"{t.get('description') or tests.index(t) + 1!r} has no such var; its vars are: {', '.join(t['vars']) or 'none'}.")
     names = list(dict.fromkeys(k for t in tests for k in t["vars"]))
     # each var as promptfoo prints it (true, 1 for 1.0): the prompt sees the same text, and every column is text, so MLflow logs it
     rows = [{"id": f"test-{n + 1:03d}", **{k: js_string(t["vars"].get(k)) for k in names}, "__test": n,
-             "__assert": json.dumps(t["assert"], sort_keys=True, default=str)} for n, t in enumerate(tests)]
+             "__assert": json.dumps(t["assert"], sort_keys=True, default=str), **hidden[n]} for n, t in enumerate(tests)]
     variants = None
     if any(m.id == "bench/echo" for m in models) and any(not isinstance(p.template, str) for p in prompts):
         # promptfoo's echo answers a chat prompt as promptfoo renders it: the messages as JSON (2-space indent) with each var rendered in
         # place, so quotes and newlines are escaped; that text is computed here per test, and echo's prompt is it (same variant name)
         for k, p in enumerate(prompts):
             if isinstance(p.template, str): continue
-            for row, t in zip(rows, tests):
-                row[f"__echo{k}"] = json.dumps([{**m, "content": _render(m["content"], t["vars"])} for m in p.template], indent=2, ensure_ascii=False)
+            for row, t, more in zip(rows, tests, hidden):
+                row[f"__echo{k}"] = json.dumps([{**m, "content": _render(m["content"], {**t["vars"], **more})} for m in p.template], indent=2, ensure_ascii=False)
         as_text = lambda k, p: Prompt(p.name, f"{{{{__echo{k}}}}}", p.version)
         variants = [(as_text(k, p) if m.id == "bench/echo" and not isinstance(p.template, str) else p, m) for k, p in enumerate(prompts) for m in models]
     frame = pd.DataFrame(rows)

@@ -228,7 +228,7 @@ REFUSED = [   # (config fragment, what the message must say): each is refused at
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contians\n        value: x\n", "did you mean 'contains'?"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: openai:gpt-4o\n", "line 5: tests[0].provider: not supported: a test key; list the provider under providers"),
     ("prompts: [hi]\nproviders: [http://127.0.0.1:9/api]\ntests: [{vars: {}}]\n", "providers[0]: provider 'http://127.0.0.1:9/api' is not supported"),
-    ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt functions (p.py) are not supported"),
+    ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt p.py is not supported: JavaScript prompt functions and Python scripts without a function"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      prefix: 'Say: '\n", "tests[0].options.prefix: not supported: a test option; write the prefix into the prompt"),
     ("prompts: [hi]\nproviders: [echo]\ntests: file://t.csv\n", "column '__prefix' is not supported"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: file://vars.yaml\n", "line 4: tests[0].vars: not supported: vars given as 'file://vars.yaml'; write the vars inline"),
