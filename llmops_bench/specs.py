@@ -14,57 +14,13 @@ import json
 import math
 import os
 import re
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
-from decimal import Decimal
+import sys
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
-
-import yaml
 from typing import Any, Callable
+
+import yaml
 
 from .core import Dataset, LlmopsBenchError, Model, Prompt, Settings, load_settings
 from .scorers import Score, Scorer
@@ -72,10 +28,10 @@ from . import scorers as scorer_lib, stats
 
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
-           'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'SpecError', 'Spec',
-           'scorer_factories', 'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string',
-           'js_regex', 'is_refusal', 'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun',
-           'run_spec']
+           'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'ANSWER_RELEVANCY_PROMPT',
+           'SpecError', 'Spec', 'scorer_factories', 'model_id', 'split_values', 'assertion_from_string',
+           'tests_from_csv', 'js_string', 'js_regex', 'is_refusal', 'check_assertion', 'grade_test',
+           'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -85,126 +41,6 @@ def _key(path: tuple) -> str:
     out = ""
     for p in path: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
-
-class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
-_JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
-                                   for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_JsYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 class _JsYaml(yaml.SafeLoader):
     "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
@@ -261,18 +97,6 @@ class Spec:
     unsupported: list = field(default_factory=list)
     stop: dict = field(default_factory=dict)      # evaluate's sequential arguments: stop="decided", alpha, min_cases, batch, ...
     budget: dict = field(default_factory=dict)    # evaluate's max_cost_usd and max_calls, when given
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
-    variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
     variants: list | None = None                  # explicit (prompt, model) pairs, when one pair needs its own prompt form
 
 # %% ../nbs/08a_specs.ipynb #bfbbb5cd
@@ -419,7 +243,7 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "scenarios": "write the combinations out as tests", "derivedMetrics": "compute them from the logged scores",
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
-              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "factuality", "model-graded-closedqa", "cost", "latency")
+              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "cost", "latency")
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -866,7 +690,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         ok = (seen <= threshold) != inverse
         unit = "ms" if kind_base == "latency" else " USD"
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa"):   # promptfoo ignores not- on the last two
+    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance"):   # not- ignored on factuality, closedqa
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
         ok, score, why = grader(kind_base, assertion, value, output, vars)
         if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
@@ -1035,6 +859,52 @@ def _grade_similar(items: list[tuple], options: dict, runner) -> tuple[dict, dic
             verdicts[key] = _similarity_verdict(sims, float(a.get("threshold", 0.75)), a["type"].startswith("not-"))
     return verdicts, costs
 
+ANSWER_RELEVANCY_PROMPT = ("Generate question for the given answer.\nAnswer:\nThe PSLV-C56 mission is scheduled to be launched on Sunday, 30 July 2023 "
+    "at 06:30 IST / 01:00 UTC. It will be launched from the Satish Dhawan Space Centre, Sriharikota, Andhra Pradesh, India\nQuestion: When is the "
+    "scheduled launch date and time for the PSLV-C56 mission, and where will it be launched from?\n\nAnswer:{{answer}}\nQuestion:")
+
+def _grade_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    """Verdicts of `answer-relevance` items `(key, assertion, value, output, test)` by key, and costs by row, as promptfoo grades it: the
+    grader writes the question the output answers (promptfoo asks three times, and its cache answers the same), then the cosine of its
+    embedding with the input's (the `query` var, else the prompt) must reach the threshold (0.5)."""
+    verdicts, costs, questions, by_model = {}, {}, {}, {}
+    for key, a, _, output, test in items:
+        opts = {**options, **(test.get("options") or {})}
+        provider = a.get("provider") or opts.get("provider")
+        custom = a.get("rubricPrompt") or opts.get("rubricPrompt")
+        text = custom or ANSWER_RELEVANCY_PROMPT
+        if isinstance(text, str) and text.lstrip().startswith("["):
+            try: text = json.loads(text)   # chat messages written as JSON text
+            except ValueError: pass
+        messages = ([{"role": m["role"], "content": _render(m["content"], {"answer": output})} for m in text] if isinstance(text, list)
+                    else [{"role": "user", "content": _render(str(text), {"answer": output})}])
+        by_model.setdefault(_grader_model(provider, DEFAULT_GRADER), []).append((key, messages))
+    for model, asked in by_model.items():
+        try: rows = scorer_lib.ask(runner, model, [m for _, m in asked], "answer-relevance")
+        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(asked)
+        charged = set()
+        for (key, _), r in zip(asked, rows):
+            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}")
+            else: questions[key] = r["output"]
+            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
+    groups = {}
+    for key, a, _, output, test in items:
+        if key not in questions: continue
+        provider = a.get("provider") or (test.get("options") or {}).get("provider") or options.get("provider")
+        query = test["vars"].get("query")
+        groups.setdefault(_grader_model(provider, DEFAULT_EMBEDDER), []).append((key, a, query if isinstance(query, str) else test.get("_prompt") or ""))
+    for model, group in groups.items():
+        try: vectors, cost = runner.embed(model, [t for key, _, source in group for t in (source, questions[key])])
+        except LlmopsBenchError as e:
+            verdicts.update({key: (False, 0.0, f"the embedding model {model.id} failed: {e}") for key, *_ in group}); continue
+        costs.setdefault(group[0][0][0], []).append(cost)
+        for key, a, source in group:
+            sim, threshold = scorer_lib.cosine(vectors[source], vectors[questions[key]]), float(a.get("threshold", 0.5))
+            ok = sim >= threshold - sys.float_info.epsilon
+            why = f"Relevance {sim:.2f} is {'greater' if ok else 'less'} than threshold {threshold}"
+            verdicts[key] = (not ok, 1.0 - sim, why) if a["type"].startswith("not-") else (ok, sim, why)
+    return verdicts, costs
+
 # %% ../nbs/08a_specs.ipynb #6e106cf1
 def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -1042,7 +912,7 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
-_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar")   # graded by a model, in batches through the runner
+_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance")   # graded by a model, in batches through the runner
 
 class _Failed(str):
     "An output whose transform failed: the test fails with this reason."
@@ -1058,7 +928,7 @@ class PromptfooAssertions(Scorer):
     uses_models = gives_rationale = True
 
     def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
-        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa"}
+        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa", "answer-relevance"}
         row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
@@ -1078,11 +948,13 @@ class PromptfooAssertions(Scorer):
         tests = [self.test(c) for c in cases]
         outputs = [self._transformed(o, t, rows[i] if rows is not None else {}) for i, (o, t) in enumerate(zip(outputs, tests))]
         graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], {**t, "_prompt": _context(t, rows[i] if rows is not None else {})["prompt"]})
-                  for i, t in enumerate(tests) for a in t["assert"] if a.get("type", "").removeprefix("not-") in _GRADED and a.get("value") not in (None, "")]
+                  for i, t in enumerate(tests) for a in t["assert"] if a.get("type", "").removeprefix("not-") in _GRADED
+                  and (a.get("value") not in (None, "") or a["type"].endswith("answer-relevance"))]
         if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: {', '.join(_GRADED)} need the evaluation's runner; use evaluate().")
         verdicts, costs = {}, [[] for _ in outputs]
-        for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar)):
-            if items := [g for g in graded if (g[1]["type"].removeprefix("not-") == "similar") == (kind == "similar")]:
+        by_kind = lambda g: {"similar": "similar", "answer-relevance": "answer-relevance"}.get(g[1]["type"].removeprefix("not-"), "llm-rubric")
+        for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar), ("answer-relevance", _grade_relevance)):
+            if items := [g for g in graded if by_kind(g) == kind]:
                 found, spent = grade(items, self.options, runner)
                 verdicts.update(found)
                 for i, c in spent.items(): costs[i] += c
@@ -1266,7 +1138,7 @@ _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPromp
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
                "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
-               "answer-relevance": "use llm-rubric", "context-faithfulness": "use llm-rubric with the context in the rubric",
+               "context-faithfulness": "use llm-rubric with the context in the rubric",
                "context-recall": "use llm-rubric with the context in the rubric", "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
@@ -1331,7 +1203,7 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
             _refuse_keys(doc, a, _ASSERT_KEYS, (*path, "assert"), f"assertion key of {a['type']!r}", _ASSERT_HINTS)
             kind = a["type"].removeprefix("not-")
             if "transform" in a:
-                if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
+                if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa", "answer-relevance"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
                 _python_ref(doc, (*path, "assert"), a["transform"], "the assertion's transform")
             value = a.get("value")
             for text in (value if isinstance(value, list) else [value, a.get("rubricPrompt")]):
