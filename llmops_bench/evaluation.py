@@ -303,7 +303,8 @@ def check_arguments(arguments: Mapping[str, Any]) -> None:
         if name == "scorers": as_scorers(value)
         if name == "variants":
             for v in variants_from_spec(value): check_model(v.model)
-        if name == "stop" and value not in (None, "decided"): raise LlmopsBenchError(f"stop is 'decided' or None, got {value!r}.")
+        if name == "stop" and value not in (None, "", "decided"):   # "": a notebook parameter's "no stopping rule"
+            raise LlmopsBenchError(f"stop is 'decided' or None, got {value!r}.")
         if name in _LIMITS and value is not None: Budget(**{name: value})
 
 # %% ../nbs/08_evaluation.ipynb #fee7c0ef
