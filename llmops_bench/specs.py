@@ -1084,6 +1084,10 @@ _TEST_KEYS = ("description", "vars", "assert", "threshold", "options", "metadata
 _TEST_HINTS = {"provider": "list the provider under providers", "providerOutput": "run the provider instead",
                "prompts": "split the config by prompt", "providers": "split the config by provider"}
 
+def _number_at(doc: _Doc, path: tuple, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)): raise doc.error(path, f"expected a number, got {value!r}.")
+    return float(value)
+
 def _test_vars(doc: _Doc, path: tuple, vars) -> dict:
     "A test's vars, a mapping; `vars: file://…` is refused (promptfoo 0.123.1 rejects it inline and drops it in test files)."
     if vars is None or isinstance(vars, dict): return dict(vars or {})
@@ -1109,8 +1113,8 @@ def _test_files(doc: _Doc, path: tuple, ref: str) -> list[dict]:
             if not isinstance(t, dict): raise doc.error(path, f"{f.name}: test {n + 1} is not a mapping of vars, assert, ...: {t!r}.")
             _refuse_keys(doc, {k: v for k, v in t.items() if k != "_line"}, _TEST_KEYS, path, f"{f.name}, test {n + 1}: a test key", _TEST_HINTS)
             tests.append({"description": t.get("description"), "vars": _test_vars(doc, path, t.get("vars")), "assert": list(t.get("assert") or []),
-                          **({"threshold": float(t["threshold"])} if t.get("threshold") is not None else {}),
-                          **({"options": dict(t["options"])} if t.get("options") else {}), "_line": doc.line(path), "_where": f"{f.name}, test {n + 1}"})
+                          **({"threshold": _number_at(doc, path, t["threshold"])} if t.get("threshold") is not None else {}),
+                          **({"options": dict(t["options"])} if t.get("options") else {}), "_line": doc.line(path), "_where": f"{f.name}, test {n + 1}", "_path": path})
     return tests
 
 def _pf_tests(doc: _Doc, data) -> list[dict]:
@@ -1125,7 +1129,7 @@ def _pf_tests(doc: _Doc, data) -> list[dict]:
         elif isinstance(item, dict):
             _refuse_keys(doc, item, _TEST_KEYS, path, "a test key", _TEST_HINTS)
             tests.append({"description": item.get("description"), "vars": _test_vars(doc, path, item.get("vars")), "assert": list(item.get("assert") or []),
-                          **({"threshold": float(item["threshold"])} if item.get("threshold") is not None else {}),
+                          **({"threshold": _number_at(doc, (*path, "threshold"), item["threshold"])} if item.get("threshold") is not None else {}),
                           **({"options": dict(item["options"])} if item.get("options") else {}), "_line": doc.line(path), "_path": path})
         else: raise doc.error(path, f"expected a test mapping or file://tests.csv (or .yaml, .json, .jsonl, a glob), got {item!r}.")
     return tests
@@ -1176,6 +1180,26 @@ def _transform_vars(doc: _Doc, path: tuple, ref: str, vars: dict) -> dict:
     if not isinstance(new, dict): raise doc.error(path, f"transformVars {ref} must return a mapping of vars, got {type(new).__name__}.")
     return {**vars, **new}
 
+def _check_assertion(doc: _Doc, path: tuple, a, where: str = "assertion") -> None:
+    "Refuse (file, line, key, nearest form) an assertion whose type, keys, transform or value this import would not read as promptfoo does."
+    if not isinstance(a, dict) or "type" not in a: raise doc.error(path, f"an assertion is a mapping with 'type', got {a!r}.")
+    kind = str(a["type"]).removeprefix("not-")
+    if kind not in ASSERTIONS:
+        near = _TYPE_HINTS.get(kind) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(str(a["type"]), ASSERTIONS, n=1)) else None)
+        raise doc.error(path, f"{where} type {a['type']!r} is not supported; {near or 'the types read are ' + ', '.join(ASSERTIONS)} (each also as not-…).")
+    _refuse_keys(doc, a, _ASSERT_KEYS, path, f"assertion key of {a['type']!r}", _ASSERT_HINTS)
+    for k in ("threshold", "weight"):
+        if k in a and (isinstance(a[k], bool) or not isinstance(a[k], (int, float))): raise doc.error((*path, k), f"expected a number, got {a[k]!r}.")
+    if "transform" in a:
+        if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa", "answer-relevance"): raise doc.error(path, f"not supported: a transform on {kind}; grade the output itself.")
+        _python_ref(doc, path, a["transform"], "the assertion's transform")
+    value = a.get("value")
+    for text in (value if isinstance(value, list) else [value, a.get("rubricPrompt")]):
+        if found := _nunjucks(text): raise doc.error(path, f"not supported: the nunjucks construct {found} in a {a['type']} value; use plain {{{{var}}}}.")
+    if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, path, value, "the python assertion")
+    elif isinstance(value, str) and value.startswith("file://") and kind not in ("is-json", "contains-json"):
+        raise doc.error(path, f"not supported: a file:// value for {a['type']!r} (values from files are read for python, is-json and contains-json); write the value inline.")
+
 def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
     "The tests with `defaultTest` merged in and var arrays expanded (promptfoo's order); anything that would change a verdict unread is refused."
     import itertools
@@ -1183,9 +1207,11 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
     _refuse_keys(doc, default.get("options") or {}, _OPTION_KEYS, ("defaultTest", "options"), "a test option", _OPTION_HINTS)
     for k in ("transform", "transformVars"):
         if k in (default.get("options") or {}): _python_ref(doc, ("defaultTest", "options", k), default["options"][k], f"the {k}")
+    for j, a in enumerate(default.get("assert") or []): _check_assertion(doc, ("defaultTest", "assert", j), a)
     out = []
     for n, t in enumerate(tests):
         path = t.get("_path", ("tests", n))
+        for j, a in enumerate(t.get("assert") or []): _check_assertion(doc, path if "_where" in t else (*path, "assert", j), a, t.get("_where", "assertion"))
         _refuse_keys(doc, t.get("options") or {}, _OPTION_KEYS, (*path, "options"), "a test option", _OPTION_HINTS)
         for k in ("transform", "transformVars"):
             if k in (t.get("options") or {}): _python_ref(doc, (*path, "options", k), t["options"][k], f"the {k}")
@@ -1193,26 +1219,8 @@ def _pf_defaults(doc: _Doc, tests: list[dict], default: dict) -> list[dict]:
         vars = {**(default.get("vars") or {}), **t["vars"]}
         if ref := (t.get("options") or {}).get("transformVars") or (default.get("options") or {}).get("transformVars"):
             vars = _transform_vars(doc, (*path, "options"), ref, vars)
-        asserts = [*([] if own.get("disableDefaultAsserts") else (default.get("assert") or [])), *t["assert"]]
+        asserts = [*([] if own.get("disableDefaultAsserts") else (default.get("assert") or [])), *(t.get("assert") or [])]
         threshold = t.get("threshold", float(default["threshold"]) if default.get("threshold") is not None else None)
-        for a in asserts:
-            if not isinstance(a, dict) or "type" not in a: raise doc.error((*path, "assert"), f"an assertion is a mapping with 'type', got {a!r}.")
-            if a["type"].removeprefix("not-") not in ASSERTIONS:
-                near = _TYPE_HINTS.get(a["type"].removeprefix("not-")) or (f"did you mean {m[0]!r}?" if (m := difflib.get_close_matches(a["type"], ASSERTIONS, n=1)) else None)
-                raise doc.error((*path, "assert"), f"{t.get('_where', 'assertion')} type {a['type']!r} is not supported; {near or 'the types read are ' + ', '.join(ASSERTIONS)} (each also as not-…).")
-            _refuse_keys(doc, a, _ASSERT_KEYS, (*path, "assert"), f"assertion key of {a['type']!r}", _ASSERT_HINTS)
-            kind = a["type"].removeprefix("not-")
-            if "transform" in a:
-                if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa", "answer-relevance"): raise doc.error((*path, "assert"), f"not supported: a transform on {kind}; grade the output itself.")
-                _python_ref(doc, (*path, "assert"), a["transform"], "the assertion's transform")
-            value = a.get("value")
-            for text in (value if isinstance(value, list) else [value, a.get("rubricPrompt")]):
-                if found := _nunjucks(text):
-                    raise doc.error((*path, "assert"), f"not supported: the nunjucks construct {found} in a {a['type']} value; use plain {{{{var}}}}.")
-            if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, (*path, "assert"), value, "the python assertion")
-            elif isinstance(value, str) and value.startswith("file://") and kind not in ("is-json", "contains-json"):
-                raise doc.error((*path, "assert"), f"not supported: a file:// value for {a['type']!r} (values from files are read for python, is-json "
-                                                   "and contains-json); write the value inline.")
         names = list(vars)
         for combo in itertools.product(*[_var_values(doc, path, k, vars[k]) for k in names]):
             out.append({**{k: v for k, v in t.items() if k not in ("vars", "assert", "threshold")}, "vars": dict(zip(names, combo)), "assert": asserts,

@@ -215,11 +215,11 @@ def test_vars_of_mixed_types_render_as_javascript_and_log(tmp_path):
 
 REFUSED = [   # (config fragment, what the message must say): each is refused at load, exit 2, before any call
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: javascript\n        value: output.length > 1\n",
-     "line 6: tests[0].assert: assertion type 'javascript' is not supported; JavaScript is not run"),
+     "line 6: tests[0].assert[0]: assertion type 'javascript' is not supported; JavaScript is not run"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      transform: output.trim()\n",
      "line 6: tests[0].options.transform: not supported: the transform 'output.trim()' is JavaScript, which is not run here; write it in Python as file://transform.py:get_transform"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contains\n        value: hi\n        transform: output.trim()\n",
-     "tests[0].assert: not supported: the assertion's transform 'output.trim()' is JavaScript"),
+     "line 6: tests[0].assert[0]: not supported: the assertion's transform 'output.trim()' is JavaScript"),
     ("prompts: [hi]\nproviders:\n  - id: openai:gpt-4o-mini\n    config:\n      keep_alive: 5\n",
      "line 5: providers[0].config.keep_alive: not supported: this provider setting has no litellm equivalent here"),
     ("prompts: [hi]\nproviders: [echo]\nscenarios: []\ntests: [{vars: {}}]\n", "line 3: scenarios: not supported: write the combinations out as tests"),
@@ -231,9 +231,11 @@ REFUSED = [   # (config fragment, what the message must say): each is refused at
     ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt p.py is not supported: JavaScript prompt functions and Python scripts without a function"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      prefix: 'Say: '\n", "tests[0].options.prefix: not supported: a test option; write the prefix into the prompt"),
     ("prompts: [hi]\nproviders: [echo]\ntests: file://t.csv\n", "column '__prefix' is not supported"),
+    ("prompts: [hi]\nproviders: [echo]\ntests: [{vars: {}}]\ndefaultTest:\n  assert:\n    - type: rouge-n\n      value: x\n", "line 6: defaultTest.assert[0]: assertion type 'rouge-n' is not supported"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    threshold: high\n", "line 5: tests[0].threshold: expected a number, got 'high'"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: file://vars.yaml\n", "line 4: tests[0].vars: not supported: vars given as 'file://vars.yaml'; write the vars inline"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contains\n        value: '{{ x | upper }}'\n",
-     "tests[0].assert: not supported: the nunjucks construct {{ x | upper }} in a contains value"),
+     "line 6: tests[0].assert[0]: not supported: the nunjucks construct {{ x | upper }} in a contains value"),
 ]
 
 
@@ -251,7 +253,7 @@ def test_a_refused_config_exits_2_on_the_cli_and_sends_nothing(tmp_path, fake_se
     path.write_text(f"prompts: [hi]\nproviders:\n  - id: openai:chat:m\n    config: {{apiBaseUrl: {fake_server.base_url}, apiKey: k}}\n"
                     "tests:\n  - vars: {}\n    assert:\n      - type: javascript\n        value: 'true'\n")
     done = cli(tmp_path, "eval", str(path), "--no-progress")
-    assert done.returncode == 2 and f"{path}, line 8: tests[0].assert: assertion type 'javascript' is not supported" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"{path}, line 8: tests[0].assert[0]: assertion type 'javascript' is not supported" in done.stderr, done.stderr
     assert fake_server.stats()["requests"] == 0
 
 
