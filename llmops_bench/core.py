@@ -11,6 +11,7 @@ import configparser
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import numbers
 import os
@@ -482,7 +483,8 @@ def cluster_client(cluster, workers: int = 2, timeout_s: float = 10.0) -> Iterat
     local = None
     try:
         if cluster == "local":
-            local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                                 silence_logs=logging.ERROR)   # its workers' shutdown chatter is not the user's business
             client = Client(local)
         else: client = Client(cluster, timeout=timeout_s)
     except (OSError, TimeoutError) as e:
