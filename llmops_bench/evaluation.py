@@ -82,7 +82,7 @@ class Results:
         "Write results.parquet, spec.json and summary.csv into `folder` (created if needed); the folder."
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.results.to_parquet(folder/"results.parquet", index=False)
+        tracking.parquet_ready(self.results).to_parquet(folder/"results.parquet", index=False)   # mixed-type columns as text
         (folder/"spec.json").write_text(json.dumps(self.spec, indent=2, default=str))
         self.summary().to_csv(folder/"summary.csv", index=False)
         return folder

@@ -35,10 +35,10 @@ __all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_
            'StoreError', 'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied',
            'check_no_credentials_in_uri', 'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name',
            'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit',
-           'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'cases_html', 'who', 'log_evaluation',
-           'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url', 'start_job_run',
-           'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord', 'read_job',
-           'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run',
+           'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'parquet_ready', 'cases_html', 'who',
+           'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url',
+           'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord',
+           'read_job', 'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run',
            'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion',
            'read_traces', 'audit_table', 'log_report']
 
@@ -517,6 +517,13 @@ def _jsonable(df):
     return df.assign(started_at=df.started_at.astype(str)) if "started_at" in df else df
 
 # %% ../nbs/07_tracking.ipynb #3220456d
+def parquet_ready(frame):
+    "`frame` as parquet can hold it: an object column mixing Python types (True, 'text', 1.5) becomes text, missing values stay missing."
+    mixed = [c for c in frame.columns if frame[c].dtype == object
+             and len({type(v) for v in frame[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}) > 1]
+    if not mixed: return frame
+    return frame.assign(**{c: [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in frame[c]] for c in mixed})
+
 def _log_evaluation_files(client, parent: str, results, summary, spec: dict, figures: dict | None) -> None:
     "The parent run's artifacts: results and summary tables, the spec, plots, and an exact copy of the results (parquet)."
     client.log_table(parent, _jsonable(results), "results.json")
@@ -525,7 +532,7 @@ def _log_evaluation_files(client, parent: str, results, summary, spec: dict, fig
     for name, fig in (figures or {}).items(): client.log_figure(parent, fig, f"plots/{name}")
     client.log_text(parent, cases_html(results), "cases.html")
     with tempfile.TemporaryDirectory() as tmp:
-        results.to_parquet(Path(tmp)/"results.parquet", index=False)
+        parquet_ready(results).to_parquet(Path(tmp)/"results.parquet", index=False)
         client.log_artifact(parent, str(Path(tmp)/"results.parquet"))
 
 # %% ../nbs/07_tracking.ipynb #14d03009

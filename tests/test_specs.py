@@ -291,3 +291,14 @@ def test_provider_settings_reach_the_server_as_litellm_arguments(tmp_path, fake_
     output = done.results.results["output"].iloc[0]
     assert done.tests.passed.tolist() == [True], (done.tests.reason.tolist(), output)
     assert "sk-team-secret-123" not in output and fake_server.stats()["requests"] == 1
+
+
+def test_a_dataset_column_of_mixed_types_is_logged(tmp_path):
+    # a JSONL dataset whose column is true in one case, text in another and a number in a third: every call is made and the
+    # evaluation is logged (parquet cannot hold such a column; tracking.parquet_ready writes it as text), not kept unlogged
+    (tmp_path/"data.jsonl").write_text('{"id": "a", "v": true}\n{"id": "b", "v": "text"}\n{"id": "c", "v": 1.5}\n')
+    (tmp_path/"spec.yaml").write_text("prompts: ['V {{v}}']\nmodels: [bench/echo]\ndataset: data.jsonl\nscorers: [{contains: {value: V}}]\n")
+    settings = load_settings(tmp_path)
+    done = specs.run_spec(tmp_path/"spec.yaml", settings=settings)
+    assert done.run_id and done.unlogged is None and done.results.log_error is None
+    assert tracking.read_evaluation(done.run_id, settings)[0]["input.v"].tolist() == ["True", "text", "1.5"]
