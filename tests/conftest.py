@@ -1,15 +1,23 @@
-"""Shared pytest fixtures: the local OpenAI-compatible fake server of tests/fake_openai.py, and a real MLflow server
-(tests/mlflow_server.py)."""
+"""Shared pytest fixtures: the local OpenAI-compatible fake server of tests/fake_openai.py, a real MLflow server
+(tests/mlflow_server.py), and a real Dask cluster (a scheduler and two worker processes on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
 from tests.fake_openai import FakeOpenAIServer, FaultConfig
-from tests.mlflow_server import MlflowServer
+from tests.mlflow_server import HOST, MlflowServer, _end_group, free_port, port_open
+
+ROOT = Path(__file__).resolve().parents[1]
+DASK = Path(sys.executable).parent/"dask"
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +52,31 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    "A scheduler and two single-threaded workers named w0 and w1; {'address', 'workers': {name: Popen}}."
+    port, procs = free_port(), {}
+    logs = tempfile.TemporaryDirectory()
+    def spawn(name: str, *argv: str) -> subprocess.Popen:
+        log = open(Path(logs.name)/f"{name}.log", "wb")
+        procs[name] = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, cwd=ROOT)
+        return procs[name]
+    address = f"tcp://{HOST}:{port}"
+    try:
+        spawn("scheduler", "scheduler", "--host", HOST, "--port", str(port), "--no-dashboard")
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert time.monotonic() < deadline, (Path(logs.name)/"scheduler.log").read_text()
+            time.sleep(0.2)
+        for name in ("w0", "w1"):
+            spawn(name, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", HOST, "--no-dashboard", "--name", name)
+        from distributed import Client
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield {"address": address, "workers": {n: p for n, p in procs.items() if n != "scheduler"}}
+    finally:
+        for p in procs.values(): _end_group(p, 10.0)
+        logs.cleanup()

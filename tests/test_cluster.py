@@ -1,5 +1,5 @@
 """A large evaluation split by cases across a real Dask cluster (a `dask scheduler` and two `dask worker` processes on 127.0.0.1),
-against the local OpenAI-compatible server.
+against the local OpenAI-compatible server (the `cluster` fixture of conftest.py: module-scoped, workers w0 and w1).
 
 What is shown: `lb.evaluate(..., cluster=ADDRESS)` gives the same rows as a run on one machine, both workers take shares, the answers
 come back into the caller's response cache (a re-run on one machine sends nothing), and a worker killed mid-run costs nothing:
@@ -12,10 +12,7 @@ import signal
 import threading
 import time
 
-import pytest
-
 import llmops_bench as lb
-from tests.test_dask_sweep import cluster  # noqa: F401  (the module-scoped scheduler and two workers, w0 and w1)
 
 KEY = "not-a-real-key"
 PROMPT = lb.Prompt("qa", "Context: {{context}}\nQuestion: {{question}}")
@@ -32,7 +29,7 @@ def run(server, cache, **kw) -> lb.Results:
     return lb.evaluate(PROMPT, local_model(server), CASES, cache=cache, **kw)
 
 
-def test_an_evaluation_split_across_two_workers(cluster, fake_server, tmp_path):  # noqa: F811
+def test_an_evaluation_split_across_two_workers(cluster, fake_server, tmp_path):
     from distributed import Client, get_task_stream
     fake_server.reset(latency=0.02)
     with Client(cluster["address"]) as client, get_task_stream(client) as tasks:
@@ -50,7 +47,7 @@ def test_an_evaluation_split_across_two_workers(cluster, fake_server, tmp_path):
     assert here.results[cols].equals(spread.results[cols])
 
 
-def test_a_worker_killed_mid_run_loses_nothing(cluster, fake_server, tmp_path):  # noqa: F811
+def test_a_worker_killed_mid_run_loses_nothing(cluster, fake_server, tmp_path):
     from distributed import Client
     fake_server.reset(latency=0.1)   # 120 calls, 4 at a time per worker: several seconds of work for each
     victim = cluster["workers"]["w0"]

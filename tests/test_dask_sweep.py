@@ -8,49 +8,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from llmops_bench import jobs, tracking
 from llmops_bench.core import load_settings
-from tests.mlflow_server import HOST, _end_group, free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[1]
 QA = ROOT/"nbs"/"evals"/"qa.ipynb"
-DASK = Path(sys.executable).parent/"dask"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    "A scheduler and two single-threaded workers named w0 and w1; {'address', 'workers': {name: Popen}}."
-    port, procs = free_port(), {}
-    logs = tempfile.TemporaryDirectory()
-    def spawn(name: str, *argv: str) -> subprocess.Popen:
-        log = open(Path(logs.name)/f"{name}.log", "wb")
-        procs[name] = subprocess.Popen([str(DASK), *argv], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, cwd=ROOT)
-        return procs[name]
-    address = f"tcp://{HOST}:{port}"
-    try:
-        spawn("scheduler", "scheduler", "--host", HOST, "--port", str(port), "--no-dashboard")
-        deadline = time.monotonic() + 60
-        while not port_open(port):
-            assert time.monotonic() < deadline, (Path(logs.name)/"scheduler.log").read_text()
-            time.sleep(0.2)
-        for name in ("w0", "w1"):
-            spawn(name, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", HOST, "--no-dashboard", "--name", name)
-        from distributed import Client
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=120)
-        yield {"address": address, "workers": {n: p for n, p in procs.items() if n != "scheduler"}}
-    finally:
-        for p in procs.values(): _end_group(p, 10.0)
-        logs.cleanup()
 
 
 def _kill_mid_job(address: str, victim: subprocess.Popen, victim_name: str, settings, experiment: str, state: dict) -> None:
