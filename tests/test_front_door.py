@@ -16,7 +16,7 @@ import pytest
 import llmops_bench as lb
 
 RPM, CONCURRENCY, LATENCY_S = 60, 2, 1.5
-SLACK_S = 0.02   # the client paces when it sends; the server stamps when a request arrives
+SLACK_S = 0.05   # the client paces when it sends; the server stamps when a request arrives (a loaded CI machine delays one by tens of ms)
 
 
 @pytest.fixture
