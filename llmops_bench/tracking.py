@@ -323,7 +323,13 @@ def experiment_id(client, name: str, settings: Settings | None = None) -> str:
     if found: return found.experiment_id
     settings = settings or load_settings()
     location = (settings.root/"mlflow"/"artifacts"/name).resolve().as_uri() if is_embedded(client.tracking_uri) else None
-    return client.create_experiment(name, artifact_location=location)
+    try: return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # another process created it between our look and our create (eight jobs of a sweep starting at once on a team server):
+        # theirs is the one to use; anything else (no permission, store down) is still raised
+        found = client.get_experiment_by_name(name)
+        if found: return found.experiment_id
+        raise
 
 # %% ../nbs/07_tracking.ipynb #917d5cf4
 def ensure_experiment(experiment: str | None = None, settings: Settings | None = None) -> str:
