@@ -7,6 +7,7 @@ trace export) and global state away from the next and from the rest of the suite
 constructor recursion depth mismatch" when another thread compiles code while the cell is parsed). The processes run two at a
 time, started by a fixture the first time a test asks, so the suite uses both cores; each test then reports its own notebook.
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,8 +37,11 @@ def _nbdev_test(nb: Path, _out: Path) -> subprocess.CompletedProcess:
 
 
 def _papermill(nb: Path, out: Path) -> subprocess.CompletedProcess:
+    # IN_TEST (which nbdev-test sets too) keeps each notebook's closing nbdev_export from rewriting llmops_bench/ while the notebook
+    # running beside it imports it
     return subprocess.run([sys.executable, "-m", "papermill", str(nb), str(out/nb.name), "--cwd", str(nb.parent), "-k", "python3",
-                           "--no-progress-bar", "--execution-timeout", "600"], cwd=ROOT, capture_output=True, text=True)
+                           "--no-progress-bar", "--execution-timeout", "600"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "IN_TEST": "1"})
 
 
 def _run_all(run) -> dict:
