@@ -350,7 +350,9 @@ def _log_or_keep(results: Results, settings: Settings, trace: bool, parent_run_i
     except Exception as e:
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{tracking.results_digest(results.results)[:8]}"   # two failures a second apart never share a folder
         results.unlogged = results.save(settings.path(settings.cache_dir)/"unlogged"/stamp)
-        results.log_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        # our own errors are written to be read whole (a refusal's grant command is its last words); a library's are clipped
+        results.log_error = f"{type(e).__name__}: {first_line if isinstance(e, LlmopsBenchError) else first_line[:200]}"
         warnings.warn(f"The evaluation ran but could not be logged to MLflow at {tracking.tracking_uri(settings)} ({results.log_error}). "
                       f"Nothing is lost: the results are saved in {results.unlogged}. Log them later with "
                       f"`llmops-bench runs push {results.unlogged}` or `lb.log_results(lb.Results.load({str(results.unlogged)!r}))`.",

@@ -109,8 +109,9 @@ def test_the_other_user_can_neither_read_nor_write_a_private_experiment(team, as
     message = str(denied.value)
     assert f"User 'bob' may not write to experiment 'alice-qa' (id {eid})" in message and "needs the EDIT permission" in message, message
     assert "grant_user_permission(username='bob'" in message
-    with pytest.warns(UnloggedWarning, match="needs the EDIT permission"):
+    with pytest.warns(UnloggedWarning, match="needs the EDIT permission") as kept:
         evaluate(settings, "alice-qa")
+    assert "grant_user_permission(username='bob'" in str(next(w.message for w in kept if w.category is UnloggedWarning))   # the refusal reaches the user whole, with what to run
     # and alice's experiment holds no run of bob's: her evaluation and her job's
     as_user("alice")
     logged = tracking.mlflow_client(load_settings()).search_runs([eid], "tags.`llmops_bench.kind` = 'evaluation'")
