@@ -428,9 +428,9 @@ def _on_processes(tasks: list[tuple], workers: int, said) -> list[dict]:
 # %% ../nbs/10_jobs.ipynb #fe3d3e86
 def _on_cluster(tasks: list[tuple], cluster, workers: int, said) -> list[dict]:
     "The tasks' reports, each task run by a worker of the Dask `cluster` (re-run elsewhere by Dask when its worker is lost)."
-    from distributed import as_completed
     rows = [None] * len(tasks)
     with cluster_client(cluster, workers) as dask:   # a Dask client (named so: "client" in this package means MLflow's)
+        from distributed import as_completed        # after cluster_client, which says what to install when Dask is missing
         futures = {dask.submit(_sweep_one, *t, key=f"llmops-bench-job-{t[4]}", pure=False): i for i, t in enumerate(tasks)}
         for n, f in enumerate(as_completed(futures), 1):
             i = futures[f]

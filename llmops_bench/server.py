@@ -23,8 +23,8 @@ from .core import ConfigError
 
 # %% auto #0
 __all__ = ['ADMIN_PASSWORD_ENV', 'SECRET_KEY_ENV', 'PERMISSIONS', 'check_admin_password', 'check_secret_key',
-           'check_backend_store', 'auth_database_uri', 'auth_config', 'is_loopback', 'TeamServer', 'write_config',
-           'serve', 'start', 'wait_ready']
+           'check_team_packages', 'check_backend_store', 'auth_database_uri', 'auth_config', 'is_loopback',
+           'TeamServer', 'write_config', 'serve', 'start', 'wait_ready']
 
 # %% ../nbs/11a_server.ipynb #044ddbbb
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
@@ -49,6 +49,19 @@ def check_secret_key(env: Mapping[str, str]) -> None:
         raise ConfigError(f"{SECRET_KEY_ENV} is {'not set' if not key else 'shorter than 16 characters'}: MLflow's basic-auth app signs its "
                           f"forms with it. Generate one once and keep it: export {SECRET_KEY_ENV}=$(python -c 'import secrets; "
                           f"print(secrets.token_hex(32))')")
+
+# %% ../nbs/11a_server.ipynb #e7cbb29b
+def _driver_module(backend_store_uri: str) -> str:
+    "The module SQLAlchemy imports for `backend_store_uri`: psycopg 3 for postgresql:// and postgresql+psycopg://."
+    return "psycopg2" if urllib.parse.urlsplit(backend_store_uri).scheme == "postgresql+psycopg2" else "psycopg"
+
+def check_team_packages(backend_store_uri: str, modules: tuple[str, ...] = ("flask_wtf",)) -> None:
+    "Raise `ConfigError` naming what to install when the server's packages (the database driver, the auth app's `modules`) are missing."
+    import importlib.util
+    missing = [m for m in (_driver_module(backend_store_uri), *modules) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"The team server needs packages this environment lacks ({', '.join(missing)}): install the team extra, "
+                          f"pip install 'llmops-bench[team]' (mlflow[auth], psycopg, dask[distributed]).")
 
 # %% ../nbs/11a_server.ipynb #60a56dba
 _DRIVERS = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
@@ -135,7 +148,7 @@ class TeamServer:
     def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         "The server's environment: `env` (default: ours) checked for the admin password and secret key, plus the auth app's ini file."
         env = dict(os.environ if env is None else env)
-        check_admin_password(env); check_secret_key(env)
+        check_admin_password(env); check_secret_key(env); check_team_packages(self.backend_store_uri)
         env.pop("MLFLOW_TRACKING_URI", None)   # the server's store comes from its flags, never from a client setting
         return {**_QUIET, **env, "MLFLOW_AUTH_CONFIG_PATH": str(self.config_path)}
 

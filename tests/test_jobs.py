@@ -186,3 +186,13 @@ def test_rerun_reproduces_with_the_cache_and_reports_changes_per_case(qa_job, ro
     fresh = jobs.rerun(qa_job.run_id, cache=False, settings=settings)
     assert fresh.reproduced, fresh
     assert not tracking.read_evaluation(fresh.job.evaluations[0], settings)[0].cached.any()
+
+
+def test_a_sweep_on_a_cluster_without_dask_says_what_to_install(root):
+    # an environment without the team extra: distributed cannot be imported
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "from llmops_bench import jobs\n"
+            f"jobs.sweep({str(QA)!r}, {{'limit': [1, 2]}}, cluster='local')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "LLMOPS_BENCH_ROOT": str(root)})
+    assert done.returncode != 0 and "ConfigError: cluster= needs dask.distributed: pip install 'llmops-bench[team]'" in done.stderr, done.stderr
