@@ -27,8 +27,8 @@ __all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'R
            'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive', 'bench_reply',
            'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
            'provider_of', 'resolved_id', 'endpoint', 'credentials', 'ProviderError', 'retry_after', 'bad_json',
-           'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'ChatRequest', 'prepare', 'complete',
-           'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
+           'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'reply_text', 'ChatRequest', 'prepare',
+           'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -165,7 +165,7 @@ TRANSPORT_SETTINGS = ("auto", "litellm")
 # settings sent in the request body as they are, and settings of the call itself
 _LEAN_BODY = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
                         "frequency_penalty", "logit_bias", "response_format", "user", "reasoning_effort", "logprobs", "top_logprobs",
-                        "service_tier", "extra_body"})
+                        "service_tier", "tools", "tool_choice", "parallel_tool_calls", "extra_body"})
 _LEAN_CALL = frozenset({"api_base", "base_url", "api_key", "organization", "timeout", "extra_headers"})
 _REASONING_REWRITTEN = frozenset({"max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs",
                                   "top_logprobs", "logit_bias"})
@@ -422,16 +422,41 @@ def _lean_request(model: Model, messages: Sequence[dict], stream: bool) -> tuple
     return base.rstrip("/") + "/chat/completions", headers, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 # %% ../nbs/02_providers.ipynb #e6f4a0c6
+def _js_json(value) -> str:
+    "JSON as JavaScript's `JSON.stringify` writes it: compact, keys in their order, text unescaped."
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+def reply_text(message: dict) -> str | None:
+    """The output of one reply message, as promptfoo's OpenAI provider makes it: its text; when it calls tools (or a function) and has
+    no text, the JSON of the calls; with both, the JSON of the whole message."""
+    content, function_call, tool_calls = message.get("content"), message.get("function_call"), message.get("tool_calls")
+    if content and (function_call is not None or tool_calls is not None): return content if tool_calls == [] else _js_json(message)
+    if content is None or (content == "" and tool_calls is not None):
+        calls = function_call if function_call is not None else tool_calls
+        return None if calls is None else _js_json(calls)
+    return content
+
 def _reply(data) -> tuple[str | None, dict | None]:
-    "Text and usage of a parsed chat completion."
+    "Output and usage of a parsed chat completion."
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list): raise ProviderError("bad_response", "the reply has no choices")
     first = data["choices"][0] if data["choices"] else None
     message = (first.get("message") if isinstance(first, dict) else None) or {}
-    return message.get("content"), data.get("usage")
+    return reply_text(message), data.get("usage")
 
-async def _read_stream(response, start: float) -> tuple[str, dict | None, float | None]:
-    "Text, usage and time to first token of an SSE chat stream."
-    parts, usage, ttft = [], None, None
+def _streamed_calls(calls: dict, deltas: list) -> None:
+    "Add one stream chunk's tool-call pieces to `calls` (by index): the id and name arrive once, the arguments in parts."
+    for d in deltas:
+        if not isinstance(d, dict): continue
+        call = calls.setdefault(d.get("index", len(calls)), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+        if d.get("id"): call["id"] = d["id"]
+        if d.get("type"): call["type"] = d["type"]
+        fn = d.get("function") or {}
+        call["function"]["name"] += fn.get("name") or ""
+        call["function"]["arguments"] += fn.get("arguments") or ""
+
+async def _read_stream(response, start: float) -> tuple[str | None, dict | None, float | None]:
+    "Output, usage and time to first token of an SSE chat stream (tool calls assembled from their pieces)."
+    parts, calls, usage, ttft = [], {}, None, None
     async for line in response.content:
         if not line.startswith(b"data:"): continue
         payload = line[5:].strip()
@@ -441,11 +466,14 @@ async def _read_stream(response, start: float) -> tuple[str, dict | None, float 
         if not isinstance(chunk, dict): raise ProviderError("bad_response", "a stream chunk is not a JSON object")
         if isinstance(chunk.get("error"), dict): raise ProviderError("server", str(chunk["error"].get("message") or chunk["error"]))
         choices = chunk.get("choices") or []
-        if choices and (text := ((choices[0] or {}).get("delta") or {}).get("content")):
+        delta = ((choices[0] or {}).get("delta") or {}) if choices else {}
+        if (text := delta.get("content")) or delta.get("tool_calls"):
             if ttft is None: ttft = time.perf_counter() - start
-            parts.append(text)
+            if text: parts.append(text)
+            _streamed_calls(calls, delta.get("tool_calls") or [])
         usage = chunk.get("usage") or usage
-    return "".join(parts), usage, ttft
+    if not calls: return "".join(parts), usage, ttft
+    return reply_text({"role": "assistant", "content": "".join(parts) or None, "tool_calls": [calls[i] for i in sorted(calls)]}), usage, ttft
 
 # %% ../nbs/02_providers.ipynb #e6f4a0c7
 async def _lean_send(url: str, headers: dict, body: bytes, stream: bool, start: float) -> tuple[str | None, dict | None, float | None]:
@@ -474,16 +502,33 @@ async def _litellm_send(model: Model, messages: list[dict], timeout: float, stre
     kwargs = {**model.call_kwargs(), "timeout": timeout, "num_retries": 0, "max_retries": 0}
     if not stream:
         response = await litellm.acompletion(model=model.id, messages=messages, **kwargs)
-        return (response.choices[0].message.content if response.choices else None), getattr(response, "usage", None), None
-    parts, usage, ttft = [], None, None
+        return (_litellm_text(response.choices[0].message) if response.choices else None), getattr(response, "usage", None), None
+    parts, calls, usage, ttft = [], {}, None, None
     response = await litellm.acompletion(model=model.id, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs)
     async for chunk in response:
-        delta = chunk.choices[0].delta.content if chunk.choices else None
-        if delta:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        text, pieces = getattr(delta, "content", None), getattr(delta, "tool_calls", None)
+        if text or pieces:
             if ttft is None: ttft = time.perf_counter() - start
-            parts.append(delta)
+            if text: parts.append(text)
+            _streamed_calls(calls, [_plain(p) for p in pieces or []])
         usage = getattr(chunk, "usage", None) or usage
-    return "".join(parts), usage, ttft
+    if not calls: return "".join(parts), usage, ttft
+    return reply_text({"role": "assistant", "content": "".join(parts) or None, "tool_calls": [calls[i] for i in sorted(calls)]}), usage, ttft
+
+def _plain(obj):
+    "A litellm response object as plain JSON data."
+    return obj.model_dump() if hasattr(obj, "model_dump") else obj
+
+def _litellm_text(message) -> str | None:
+    "`reply_text` of a litellm message: its tool calls as OpenAI writes them (id, type, function: name, arguments)."
+    calls = getattr(message, "tool_calls", None)
+    calls = None if calls is None else [{"id": c.get("id"), "type": c.get("type") or "function",
+                                         "function": {"name": (c.get("function") or {}).get("name"), "arguments": (c.get("function") or {}).get("arguments")}}
+                                        for c in map(_plain, calls)]
+    function_call = getattr(message, "function_call", None)
+    return reply_text({"role": "assistant", "content": message.content, **({"tool_calls": calls} if calls is not None else {}),
+                       **({"function_call": _plain(function_call)} if function_call is not None else {})})
 
 # %% ../nbs/02_providers.ipynb #f8b6c2d1
 class ChatRequest:

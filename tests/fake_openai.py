@@ -14,6 +14,10 @@ Endpoints:
 - ``POST /v1/chat/completions``: answers ``"echo: " + <last user message content, first 200
   characters>``, with honest usage (whitespace-separated words), as JSON or as an SSE stream
   (``stream: true``; ``stream_options.include_usage`` adds OpenAI's final usage chunk).
+- Tool calls: when the request offers ``tools`` and the last user message reads ``call <name> <arguments>``, the reply
+  calls that tool (``content: null``, one ``tool_calls`` entry with ``<arguments>`` as the arguments text, as given, valid
+  JSON or not; ``finish_reason: tool_calls``), streamed as OpenAI streams calls (id and name first, arguments in two parts).
+  ``say <text> then call <name> <arguments>`` gives the text and the call in one message.
 - Judge mode: when a system message contains ``JUDGE_MARKER`` (the phrase llmops-bench's LLM judges
   open with), the answer is a verdict instead of an echo, see :func:`judge_verdict`. Its format
   follows the model name: ``{"score": N, "reason": ...}`` JSON by default, the same JSON in a
@@ -329,6 +333,9 @@ class FakeOpenAI:
             await asyncio.sleep(cfg.hang_s)
 
         answer, usage = self._answer(model, messages)
+        calls = self._tool_calls(body, messages)
+        if calls is not None:
+            answer, calls = calls
         if model.startswith("leak-headers"):
             answer = f"headers: {_headers(request)}"
             usage = {**usage, "completion_tokens": len(answer.split()), "total_tokens": usage["prompt_tokens"] + len(answer.split())}
@@ -336,15 +343,18 @@ class FakeOpenAI:
         if stream:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            response = await self._stream(request, completion_id, model, answer, usage if include_usage else None)
+            response = await self._stream(request, completion_id, model, answer, usage if include_usage else None, calls)
         else:
+            message: dict[str, Any] = {"role": "assistant", "content": answer}
+            if calls:
+                message["tool_calls"] = calls
             response = web.json_response({
                 "id": completion_id,
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                             "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": "tool_calls" if calls else "stop"}],
                 "usage": usage,
             })
         self.completed += 1
@@ -389,6 +399,19 @@ class FakeOpenAI:
         return None
 
     @staticmethod
+    def _tool_calls(body: dict[str, Any], messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]] | None:
+        """(text or None, tool calls) when the request offers tools and asks for a call, else None."""
+        if not body.get("tools"):
+            return None
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
+        match = re.match(r"(?:say (.+?) then )?call (\S+) ?(.*)$", _text(last_user.get("content")).strip(), re.S)
+        if not match:
+            return None
+        text, name, arguments = match.groups()
+        return text, [{"id": f"call_{hashlib.sha1(arguments.encode()).hexdigest()[:8]}", "type": "function",
+                       "function": {"name": name, "arguments": arguments}}]
+
+    @staticmethod
     def _answer(model: str, messages: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
         verdict = judge_verdict(messages)
         if verdict is not None:
@@ -408,15 +431,22 @@ class FakeOpenAI:
         await response.prepare(request)
         return response
 
-    async def _stream(self, request: web.Request, completion_id: str, model: str, answer: str,
-                      usage: dict[str, int] | None) -> web.StreamResponse:
-        """OpenAI's chunk sequence: role, content pieces, finish_reason, [usage], [DONE]."""
-        words = answer.split(" ")
-        size = math.ceil(len(words) / STREAM_PIECES)
+    async def _stream(self, request: web.Request, completion_id: str, model: str, answer: str | None,
+                      usage: dict[str, int] | None, calls: list[dict[str, Any]] | None = None) -> web.StreamResponse:
+        """OpenAI's chunk sequence: role, content pieces, tool-call pieces, finish_reason, [usage], [DONE]."""
+        words = (answer or "").split(" ") if answer else []
+        size = math.ceil(len(words) / STREAM_PIECES) if words else 1
         pieces = [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
-        deltas: list[tuple[dict[str, str], str | None]] = [({"role": "assistant", "content": ""}, None)]
+        deltas: list[tuple[dict[str, Any], str | None]] = [({"role": "assistant", "content": "" if answer is not None else None}, None)]
         deltas += [({"content": piece if i == 0 else " " + piece}, None) for i, piece in enumerate(pieces)]
-        deltas.append(({}, "stop"))
+        for i, call in enumerate(calls or []):
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2
+            deltas.append(({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                            "function": {"name": call["function"]["name"], "arguments": ""}}]}, None))
+            deltas += [({"tool_calls": [{"index": i, "function": {"arguments": part}}]}, None)
+                       for part in (arguments[:half], arguments[half:]) if part]
+        deltas.append(({}, "tool_calls" if calls else "stop"))
 
         base: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk",
                                 "created": int(time.time()), "model": model}

@@ -69,6 +69,33 @@ def test_lean_and_litellm_give_the_same_rows_errors_included(fake_server, tmp_pa
     pd.testing.assert_frame_equal(lean[same], via_litellm[same])
 
 
+WEATHER = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_that_calls_tools_is_kept_as_the_calls_json_whichever_path(fake_server, tmp_path, stream):
+    "A tool call has no text: the output is the JSON of the calls (with the text, the whole message), the same on every path and from the cache."
+    ask = lb.Prompt("tools", "{{ask}}")
+    data = [{"id": "call", "ask": 'call get_weather {"city": "Paris"}'}, {"id": "both", "ask": 'say Looking then call get_weather {"city": "Oslo"}'},
+            {"id": "text", "ask": "hello"}]
+    rows, kw = {}, {"concurrency": 2, "retries": 0, "timeout_s": 30.0, "progress": False, "log": False, "stream": stream}
+    for t in TRANSPORTS:
+        rows[t] = lb.evaluate(ask, model(fake_server, tools=WEATHER), data, cache=tmp_path/f"c-{t}.sqlite", **kw,
+                              settings=lb.Settings(root=tmp_path, transport=t)).results.set_index("case_id")
+    lean = rows["auto"]
+    assert set(lean.transport) == {"lean"} and lean.error.isna().all()
+    calls = json.loads(lean.output["call"])
+    assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'} and calls[0]["type"] == "function"
+    both = json.loads(lean.output["both"])
+    assert both["content"] == "Looking" and both["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}'
+    assert lean.output["text"] == "echo: hello"
+    assert rows["litellm"].output.tolist() == lean.output.tolist()
+    fake_server.reset()
+    again = lb.evaluate(ask, model(fake_server, tools=WEATHER), data, cache=tmp_path/"c-auto.sqlite", **kw,
+                        settings=lb.Settings(root=tmp_path)).results.set_index("case_id")
+    assert sent(fake_server) == 0 and again.output.tolist() == lean.output.tolist()
+
+
 def test_rate_faults_fall_on_the_same_cases_either_way(fake_server, tmp_path):
     "One request per call, one at a time: the server's seeded faults hit the same cases on both paths, typed alike."
     rows = {}
