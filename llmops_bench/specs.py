@@ -29,9 +29,9 @@ from . import scorers as scorer_lib, stats
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
            'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'ANSWER_RELEVANCY_PROMPT',
-           'SpecError', 'Spec', 'scorer_factories', 'model_id', 'split_values', 'assertion_from_string',
-           'tests_from_csv', 'js_string', 'js_regex', 'is_refusal', 'check_assertion', 'grade_test',
-           'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
+           'CONTEXT_FAITHFULNESS_LONGFORM', 'CONTEXT_FAITHFULNESS_NLI', 'SpecError', 'Spec', 'scorer_factories',
+           'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string', 'js_regex', 'is_refusal',
+           'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -243,7 +243,8 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "scenarios": "write the combinations out as tests", "derivedMetrics": "compute them from the logged scores",
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
-              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "python", "similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "cost", "latency")
+              "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "is-valid-openai-tools-call", "python", "similar", "llm-rubric",
+              "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "cost", "latency")
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -558,6 +559,29 @@ def _levenshtein(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1): prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
 
+def _tools_call_verdict(output: str, tools) -> tuple[bool, float, str]:
+    """promptfoo's `is-valid-openai-tools-call`: the output is the JSON of tool calls (`providers.reply_text`), each naming a function
+    the provider's `tools` offer, with arguments that parse and match its parameters' schema (draft-07, as promptfoo's Ajv)."""
+    import jsonschema
+    try: calls = json.loads(output)
+    except (TypeError, ValueError): calls = output
+    if isinstance(calls, dict) and "tool_calls" in calls: calls = calls["tool_calls"]
+    looks_valid = lambda c: isinstance(c, dict) and isinstance(c.get("function"), dict) and isinstance(c["function"].get("name"), str) \
+                            and isinstance(c["function"].get("arguments"), str)
+    if not isinstance(calls, list) or not calls or not all(map(looks_valid, calls)):
+        return False, 0.0, f"OpenAI did not return a valid-looking tools response: {json.dumps(calls, ensure_ascii=False)}"
+    if not tools: return False, 0.0, "No tools configured in provider, but output contains tool calls"
+    functions = [t["function"] for t in tools if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)]
+    for call in calls:
+        name = call["function"]["name"]
+        try: arguments = _json_strict(call["function"]["arguments"])
+        except ValueError as e: return False, 0.0, f"Invalid JSON in the arguments of {name!r}: {e}"
+        schema = next((f.get("parameters") for f in functions if f.get("name") == name), None)
+        if not schema: return False, 0.0, f'Called "{name}", but there is no function with that name'
+        if errors := sorted(jsonschema.Draft7Validator(schema).iter_errors(arguments), key=str):
+            return False, 0.0, f'Call to "{name}" does not match schema: {errors[0].message}'
+    return True, 1.0, "Assertion passed"
+
 _MODULES: dict = {}
 
 def _python_function(ref: str, base: Path | None, default: str) -> Callable:
@@ -607,8 +631,9 @@ def _script_verdict(result, threshold, inverse: bool) -> tuple[bool, float, str]
     return ok, score, "Assertion passed" if ok else f"Python code returned {js_string(raw)}"
 
 def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: float | None = None, cost: float | None = None,
-                    grader: Callable | None = None, base: Path | None = None, context: dict | None = None) -> tuple[bool, float, str]:
-    "(pass, score, reason) of one promptfoo assertion on `output`: promptfoo 0.123.1's rule for its type (`base`: where `file://` values are)."
+                    grader: Callable | None = None, base: Path | None = None, context: dict | None = None, tools: list | None = None) -> tuple[bool, float, str]:
+    """(pass, score, reason) of one promptfoo assertion on `output`: promptfoo 0.123.1's rule for its type (`base`: where `file://` values
+    are; `tools`: the provider's tools, for `is-valid-openai-tools-call`)."""
     kind = assertion.get("type", "")
     inverse = kind.startswith("not-")
     kind_base = kind[4:] if inverse else kind
@@ -681,6 +706,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         need(isinstance(value, str), "a string value")
         d, limit = _levenshtein(output, value), threshold if threshold is not None else 5
         return verdict(d <= limit, f"be within Levenshtein distance {limit} of {value!r} (distance {d})")
+    if kind_base == "is-valid-openai-tools-call": return _tools_call_verdict(output, tools)   # not- is ignored, as in promptfoo
     if kind_base in ("cost", "latency"):
         seen = cost if kind_base == "cost" else latency_ms
         if threshold is None: raise LlmopsBenchError(f"{kind_base.capitalize()} assertion must have a threshold")
@@ -690,7 +716,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         ok = (seen <= threshold) != inverse
         unit = "ms" if kind_base == "latency" else " USD"
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance"):   # not- ignored on factuality, closedqa
+    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness"):   # not- ignored on factuality, closedqa
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
         ok, score, why = grader(kind_base, assertion, value, output, vars)
         if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
@@ -905,6 +931,96 @@ def _grade_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, d
             verdicts[key] = (not ok, 1.0 - sim, why) if a["type"].startswith("not-") else (ok, sim, why)
     return verdicts, costs
 
+# %% ../nbs/08a_specs.ipynb #767cc9c8
+CONTEXT_FAITHFULNESS_LONGFORM = ("Given a question and answer, create one or more statements from each sentence in the given answer.\nquestion: Who was  Albert "
+    "Einstein and what is he best known for?\nanswer: He was a German-born theoretical physicist, widely acknowledged to be one of the greatest and "
+    "most influential physicists of all time. He was best known for developing the theory of relativity, he also made important contributions to "
+    "the development of the theory of quantum mechanics.\nstatements:\nAlbert Einstein was born in Germany.\nAlbert Einstein was best known for "
+    "his theory of relativity.\nquestion: Cadmium Chloride is slightly soluble in this chemical, it is also called what?\nanswer: alcohol\n"
+    "statements:\nCadmium Chloride is slightly soluble in alcohol.\nquestion: Were Shahul and Jithin of the same nationality?\nanswer: They were "
+    "from different countries.\nstatements:\nShahul and Jithin were from different countries.\nquestion:{{question}}\nanswer: {{answer}}\nstatements:\n")
+CONTEXT_FAITHFULNESS_NLI = ("Prompt: Natural language inference\nConsider the given context and following statements, then determine whether they are "
+    "supported by the information present in the context.Provide a brief explanation for each statement before arriving at the verdict (Yes/No). "
+    "Provide a final verdict for each statement in order at the end in the given format. Do not deviate from the specified format.\n\nContext:\n"
+    "John is a student at XYZ University. He is pursuing a degree in Computer Science. He is enrolled in several courses this semester, including "
+    "Data Structures, Algorithms, and Database Management. John is a diligent student and spends a significant amount of time studying and "
+    "completing assignments. He often stays late in the library to work on his projects.\nstatements:\n1. John is majoring in Biology.\n2. John "
+    "is taking a course on Artificial Intelligence.\n3. John is a dedicated student.\n4. John has a part-time job.\n5. John is interested in "
+    "computer programming.\n\nAnswer:\n1. John is majoring in Biology.\nExplanation: John's major is explicitly mentioned as Computer Science. "
+    "There is no information suggesting he is majoring in Biology.  Verdict: No.\n2. John is taking a course on Artificial Intelligence.\n"
+    "Explanation: The context mentions the courses John is currently enrolled in, and Artificial Intelligence is not mentioned. Therefore, it "
+    "cannot be deduced that John is taking a course on AI. Verdict: No.\n3. John is a dedicated student.\nExplanation: The prompt states that he "
+    "spends a significant amount of time studying and completing assignments. Additionally, it mentions that he often stays late in the library "
+    "to work on his projects, which implies dedication. Verdict: Yes.\n4. John has a part-time job.\nExplanation: There is no information given "
+    "in the context about John having a part-time job. Therefore, it cannot be deduced that John has a part-time job.  Verdict: No.\n5. John is "
+    "interested in computer programming.\nExplanation: The context states that John is pursuing a degree in Computer Science, which implies an "
+    "interest in computer programming. Verdict: Yes.\nFinal verdict for each statement in order: No. No. Yes. No. Yes.\ncontext:\n{{context}}\n"
+    "statements:\n{{statements|join(\"\\n\")}}\nAnswer:\n")
+_JOINED_STATEMENTS = re.compile(r"""\{\{\s*statements\s*\|\s*join\((["'])\\n\1\)\s*\}\}""")
+
+def _faithfulness_prompts(rubric) -> tuple[str, str]:
+    "The statements and verdicts prompts: promptfoo's, or a config's `rubricPrompt` pair (texts or {content} messages)."
+    if rubric and not isinstance(rubric, list): raise LlmopsBenchError("rubricPrompt must be an array")
+    def text(n: int, default: str) -> str:
+        item = rubric[n] if rubric and len(rubric) > n else None
+        item = item.get("content") if isinstance(item, dict) else item
+        return item if isinstance(item, str) and item else default
+    return text(0, CONTEXT_FAITHFULNESS_LONGFORM), text(1, CONTEXT_FAITHFULNESS_NLI)
+
+def _faithfulness_score(verdicts: str, statements: int) -> float | None:
+    "The share of statements the grader's verdicts support, read as promptfoo reads them; None when no verdict can be read."
+    final, text = "final verdict for each statement in order:", verdicts.lower().strip()
+    if final in text:
+        answers = [a for a in text[text.index(final) + len(final):].split(".") if a.strip()]
+        if not answers or not all(re.search(r"\b(?:yes|no)\b", a, re.ASCII) for a in answers): return None
+        unsupported = sum("yes" not in a for a in answers) + max(0, statements - len(answers))
+    else:
+        no, yes = text.count("verdict: no"), text.count("verdict: yes")
+        if not no + yes: return None
+        unsupported = no + max(0, statements - no - yes)
+    return min(1.0, max(0.0, 1 - unsupported / statements))
+
+def _grade_faithfulness(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    "Verdicts of `context-faithfulness` items `(key, assertion, value, output, test)` by key, and costs by row: two batches of grader calls."
+    verdicts, costs, asked = {}, {}, {}
+    for key, a, _, output, test in items:
+        opts = {**options, **(test.get("options") or {})}
+        vars, context = test["vars"], test["vars"].get("context")
+        try:
+            if not isinstance(vars.get("query"), str): raise LlmopsBenchError('context-faithfulness assertion requires a "query" variable with the user question')
+            if not (isinstance(context, str) and context): raise LlmopsBenchError('Context is required for context-based assertions: give a "context" var.')
+            longform, nli = _faithfulness_prompts(a.get("rubricPrompt") or opts.get("rubricPrompt"))
+        except LlmopsBenchError as e: verdicts[key] = (False, 0.0, str(e)); continue
+        try: answer = js_string(_json_strict(output))   # promptfoo fills {{answer}} with the output parsed when it is JSON
+        except ValueError: answer = output
+        model = _grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER)
+        asked.setdefault(model, []).append((key, a, nli, {**vars, "context": context},
+                                            [{"role": "user", "content": _render(longform, {**vars, "question": vars["query"], "answer": answer})}]))
+    def ask(model, batch, kind):
+        try: rows = scorer_lib.ask(runner, model, [m for *_, m in batch], kind)
+        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(batch)
+        charged = set()
+        for (key, *_), r in zip(batch, rows):
+            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
+        return rows
+    for model, batch in asked.items():
+        second = []
+        for (key, a, nli, values, _), r in zip(batch, ask(model, batch, "context-faithfulness")):
+            statements = [line for line in (r.get("output") or "").split("\n") if line.strip()]
+            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
+            if not statements: verdicts[key] = (False, 0.0, "Could not extract context-faithfulness statements"); continue
+            text = _JOINED_STATEMENTS.sub(lambda m: "\n".join(statements), nli)
+            second.append((key, a, len(statements), [{"role": "user", "content": _render(text, {**values, "statements": ",".join(statements)})}]))
+        for (key, a, n, _), r in zip(second, ask(model, second, "context-faithfulness") if second else []):
+            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
+            score = _faithfulness_score(r["output"], n)
+            if score is None: verdicts[key] = (False, 0.0, "Could not parse context-faithfulness verdicts"); continue
+            threshold = float(a.get("threshold", 0.5))
+            ok = score >= threshold - sys.float_info.epsilon
+            why = f"Faithfulness {score:.2f} is {'>=' if ok else '<'} {js_string(threshold)}"
+            verdicts[key] = (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
+    return verdicts, costs
+
 # %% ../nbs/08a_specs.ipynb #6e106cf1
 def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -912,7 +1028,7 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
-_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance")   # graded by a model, in batches through the runner
+_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance", "context-faithfulness")   # graded by a model, in batches through the runner
 
 class _Failed(str):
     "An output whose transform failed: the test fails with this reason."
@@ -928,7 +1044,8 @@ class PromptfooAssertions(Scorer):
     uses_models = gives_rationale = True
 
     def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
-        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa", "answer-relevance"}
+        row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa", "answer-relevance",
+                                                                                                 "is-valid-openai-tools-call"}
         row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
@@ -949,11 +1066,13 @@ class PromptfooAssertions(Scorer):
         outputs = [self._transformed(o, t, rows[i] if rows is not None else {}) for i, (o, t) in enumerate(zip(outputs, tests))]
         graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], {**t, "_prompt": _context(t, rows[i] if rows is not None else {})["prompt"]})
                   for i, t in enumerate(tests) for a in t["assert"] if a.get("type", "").removeprefix("not-") in _GRADED
-                  and (a.get("value") not in (None, "") or a["type"].endswith("answer-relevance"))]
+                  and (a.get("value") not in (None, "") or a["type"].endswith(("answer-relevance", "context-faithfulness")))]
         if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: {', '.join(_GRADED)} need the evaluation's runner; use evaluate().")
         verdicts, costs = {}, [[] for _ in outputs]
-        by_kind = lambda g: {"similar": "similar", "answer-relevance": "answer-relevance"}.get(g[1]["type"].removeprefix("not-"), "llm-rubric")
-        for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar), ("answer-relevance", _grade_relevance)):
+        own = ("similar", "answer-relevance", "context-faithfulness")
+        by_kind = lambda g: kind if (kind := g[1]["type"].removeprefix("not-")) in own else "llm-rubric"
+        for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar), ("answer-relevance", _grade_relevance),
+                            ("context-faithfulness", _grade_faithfulness)):
             if items := [g for g in graded if by_kind(g) == kind]:
                 found, spent = grade(items, self.options, runner)
                 verdicts.update(found)
@@ -975,7 +1094,8 @@ class PromptfooAssertions(Scorer):
             return verdicts[(i, id(a))]
         latency = _number(row.get("latency_s"))
         try: ok, _, details = grade_test(test["assert"], output, test["vars"], test.get("threshold"), grader=grader,
-                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base, context=_context(test, row))
+                                         latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base, context=_context(test, row),
+                                         tools=json.loads(row.get("model_params") or "{}").get("tools"))
         except Exception as e: return e
         return Score({self.name: float(ok)}, json.dumps(details), cost)
 
@@ -1142,7 +1262,6 @@ _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPromp
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
                "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
-               "context-faithfulness": "use llm-rubric with the context in the rubric",
                "context-recall": "use llm-rubric with the context in the rubric", "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
@@ -1191,10 +1310,11 @@ def _check_assertion(doc: _Doc, path: tuple, a, where: str = "assertion") -> Non
     for k in ("threshold", "weight"):
         if k in a and (isinstance(a[k], bool) or not isinstance(a[k], (int, float))): raise doc.error((*path, k), f"expected a number, got {a[k]!r}.")
     if "transform" in a:
-        if kind in ("llm-rubric", "similar", "factuality", "model-graded-closedqa", "answer-relevance"): raise doc.error(path, f"not supported: a transform on {kind}; grade the output itself.")
+        if kind in _GRADED: raise doc.error(path, f"not supported: a transform on {kind}; grade the output itself.")
         _python_ref(doc, path, a["transform"], "the assertion's transform")
-    value = a.get("value")
-    for text in (value if isinstance(value, list) else [value, a.get("rubricPrompt")]):
+    value, rubric = a.get("value"), a.get("rubricPrompt")
+    rubric = [m.get("content") if isinstance(m, dict) else m for m in rubric] if isinstance(rubric, list) else [rubric]
+    for text in (value if isinstance(value, list) else [value, *(_JOINED_STATEMENTS.sub("", r) if isinstance(r, str) else r for r in rubric)]):
         if found := _nunjucks(text): raise doc.error(path, f"not supported: the nunjucks construct {found} in a {a['type']} value; use plain {{{{var}}}}.")
     if kind == "python" and isinstance(value, str) and value.startswith("file://"): _python_ref(doc, path, value, "the python assertion")
     elif isinstance(value, str) and value.startswith("file://") and kind not in ("is-json", "contains-json"):
