@@ -104,6 +104,22 @@ def test_the_same_verdict_as_promptfoo(name, promptfoo, tmp_path, fake_server):
     assert total > 0 and not bad, "\n".join(bad)
 
 
+def _js_template(source: str, name: str) -> str:
+    "The text of the JavaScript template literal `const <name> = `...`;` in `source` (escapes read as JavaScript reads them)."
+    import re
+    body = re.search(rf"^const {name} = `(.*?)`;$", source, re.S | re.M).group(1)
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+@pytest.mark.parametrize("ours, theirs", [("ANSWER_RELEVANCY_PROMPT", "ANSWER_RELEVANCY_GENERATE"),
+                                          ("CONTEXT_FAITHFULNESS_LONGFORM", "CONTEXT_FAITHFULNESS_LONGFORM"),
+                                          ("CONTEXT_FAITHFULNESS_NLI", "CONTEXT_FAITHFULNESS_NLI_STATEMENTS")])
+def test_the_grading_prompts_are_promptfoos_own(promptfoo, ours, theirs):
+    "Graders given promptfoo's default prompts word for word (read from its dist/) answer as they would for promptfoo."
+    source = (PROMPTFOO/"dist"/"src"/"index.js").read_text(encoding="utf-8")
+    assert getattr(specs, ours) == _js_template(source, theirs)
+
+
 if __name__ == "__main__":   # the agreement figure, config by config
     import tempfile
     from tests.fake_openai import FakeOpenAIServer
