@@ -1117,9 +1117,10 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
     "promptfoo's prompts: text, or `file://` files read as promptfoo reads them (`.txt` split at `---` lines and trimmed, `.md` whole)."
     items = data.get("prompts")
     if items is None: raise doc.error((), "a promptfoo config needs 'prompts'.")
-    items = items if isinstance(items, list) else [items]
-    out = []
-    for i, item in enumerate(items):
+    import glob
+    queue, out, n = list(enumerate(items if isinstance(items, list) else [items])), [], 0
+    while n < len(queue):   # a glob is replaced in place by the files it matches, in name order
+        (i, item), n = queue[n], n + 1
         path, label = ("prompts", i), None
         if isinstance(item, dict):
             _refuse_keys(doc, item, ("raw", "id", "file", "label"), path, "a prompt is {raw, label} or {id: file://…, label}")
@@ -1127,6 +1128,12 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
             item = item.get("raw") or item.get("id") or item.get("file")
         if not isinstance(item, str): raise doc.error(path, f"expected prompt text, file://path or {{raw, label}}, got {item!r}.")
         if found := _nunjucks(item): raise doc.error(path, f"nunjucks tags, filters and expressions ({found}) are not supported; use plain {{{{var}}}}.")
+        if item.startswith("file://") and glob.has_magic(pattern := item[len("file://"):].partition(":")[0]):
+            files = sorted(glob.glob(str(doc.path.parent/pattern), recursive=True))
+            if not files: raise doc.error(path, f"no prompt files match {doc.path.parent/pattern}.")
+            fn = item[len("file://"):].partition(":")[2]
+            queue[n:n] = [(i, f"file://{Path(f).relative_to(doc.path.parent)}{':' + fn if fn else ''}") for f in files]
+            continue
         if item.startswith("file://"):
             target = doc.path.parent/item[len("file://"):]
             suffix = target.suffix.lower()
@@ -1149,7 +1156,9 @@ def _pf_prompts(doc: _Doc, data) -> list[Prompt]:
                 out += [_text_prompt(doc, path, label if len(parts) == 1 and label else f"{target.stem}{'' if len(parts) == 1 else f'-{n + 1}'}", p) for n, p in enumerate(parts)]
             elif suffix in (".json", ".yaml", ".yml"):
                 import yaml
-                messages = yaml.load(text, Loader=_JsYaml)
+                if found := _nunjucks(text): raise doc.error(path, f"{target.name}: nunjucks tags, filters and expressions ({found}) are not supported; write the messages out with plain {{{{var}}}}.")
+                try: messages = yaml.load(text, Loader=_JsYaml)
+                except yaml.YAMLError as e: raise doc.error(path, f"{target.name} is not valid JSON or YAML: {getattr(e, 'problem', None) or e}") from None
                 try: out.append(Prompt(label or target.stem, messages))
                 except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
             else: raise doc.error(path, f"prompt files {target.suffix} are not supported; use .txt, .md, .json or .yaml.")
@@ -1213,20 +1222,27 @@ def _test_vars(doc: _Doc, path: tuple, vars) -> dict:
     if vars is None or isinstance(vars, dict): return dict(vars or {})
     raise doc.error((*path, "vars"), f"not supported: vars given as {vars!r}; write the vars inline as a mapping (a file:// value per var is read).")
 
-def _test_files(doc: _Doc, path: tuple, ref: str) -> list[dict]:
-    "The tests of `file://` test files (CSV, YAML, JSON, JSONL; a glob reads each file it matches, in name order)."
+def _test_files(doc: _Doc, path: tuple, ref: str, config=None) -> list[dict]:
+    """The tests of `file://` test files (CSV, YAML, JSON, JSONL; a glob reads each file it matches, in name order), or of a Python
+    generator `file://tests.py:fn` (default `generate_tests`), called as promptfoo calls it: with the `config` given beside `path`, if any."""
     import glob, yaml
-    pattern = str(doc.path.parent/ref[len("file://"):])
+    pattern, fn = str(doc.path.parent/ref[len("file://"):]), ""
+    if ".py:" in pattern and pattern.rpartition(":")[0].endswith(".py"): pattern, _, fn = pattern.rpartition(":")
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     if not files: raise doc.error(path, f"no test files match {pattern}.")
     tests = []
     for f in map(Path, files):
         if not f.is_file(): raise doc.error(path, f"No test file at {f}.")
         try:
-            if f.suffix.lower() == ".csv": loaded = tests_from_csv(f)
+            if f.suffix.lower() == ".py":
+                try: loaded = _python_function(f"file://{f}:{fn}", None, "generate_tests")(*([] if config is None else [config]))
+                except LlmopsBenchError: raise
+                except Exception as e: raise LlmopsBenchError(f"the test generator {fn or 'generate_tests'} failed: {type(e).__name__}: {e}") from None
+                if not isinstance(loaded, list): raise LlmopsBenchError(f"Python test function must return a list of test cases, got {type(loaded).__name__}")
+            elif f.suffix.lower() == ".csv": loaded = tests_from_csv(f)
             elif f.suffix.lower() == ".jsonl": loaded = [json.loads(l) for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
             elif f.suffix.lower() in (".yaml", ".yml", ".json"): loaded = yaml.load(f.read_text(encoding="utf-8"), Loader=_JsYaml)
-            else: raise LlmopsBenchError(f"test files {f.suffix} are not supported; use .csv, .yaml, .yml, .json or .jsonl.")
+            else: raise LlmopsBenchError(f"test files {f.suffix} are not supported; use .csv, .yaml, .yml, .json, .jsonl or a Python generator file://tests.py:fn.")
         except (LlmopsBenchError, ValueError, yaml.YAMLError) as e: raise doc.error(path, f"{f.name}: {e}") from None
         loaded = loaded if isinstance(loaded, list) else [loaded]
         for n, t in enumerate(loaded):
@@ -1246,6 +1262,9 @@ def _pf_tests(doc: _Doc, data) -> list[dict]:
     for i, item in enumerate(items if listed else [items]):
         path = ("tests", i) if listed else ("tests",)
         if isinstance(item, str) and item.startswith("file://"): tests += _test_files(doc, path, item)
+        elif isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"].startswith("file://"):
+            _refuse_keys(doc, item, ("path", "config"), path, "a test file is {path, config}")
+            tests += _test_files(doc, path, item["path"], item.get("config"))
         elif isinstance(item, dict):
             _refuse_keys(doc, item, _TEST_KEYS, path, "a test key", _TEST_HINTS)
             tests.append({"description": item.get("description"), "vars": _test_vars(doc, path, item.get("vars")), "assert": list(item.get("assert") or []),
