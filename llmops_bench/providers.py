@@ -28,8 +28,8 @@ __all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'R
            'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
            'provider_of', 'resolved_id', 'endpoint', 'credentials', 'ProviderError', 'retry_after', 'bad_json',
            'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'js_text', 'js_json', 'render_http',
-           'http_json_body', 'http_path', 'read_path', 'http_prompt', 'http_request', 'http_output', 'ChatRequest',
-           'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
+           'http_json_body', 'http_path', 'read_path', 'http_prompt', 'request_vars', 'http_request', 'http_output',
+           'ChatRequest', 'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -607,6 +607,14 @@ def http_prompt(messages: Sequence[dict]) -> str:
     "promptfoo's `{{prompt}}` for `messages`: a single user message's text, else the messages as JSON text."
     if len(messages) == 1 and messages[0].get("role") == "user" and isinstance(messages[0].get("content"), str): return messages[0]["content"]
     return js_json([dict(m) for m in messages])
+
+def request_vars(model: Model, values: dict) -> dict:
+    "The case values an http model's request templates use (they belong in its calls' cache keys); {} for any other model."
+    if not model.id.startswith(HTTP_PREFIX): return {}
+    settings = model.call_kwargs()
+    texts = json.dumps([settings.get("body"), settings.get("headers"), settings.get("query_params")], ensure_ascii=False)
+    names = {m.group(1).split(".")[0] for m in _HTTP_TEMPLATE.finditer(texts)} - {"prompt", "env"}
+    return {k: values[k] for k in sorted(names) if k in values}
 
 def _json_type(headers: dict) -> bool:
     return any(k.startswith("content-type") and "application/json" in str(v) for k, v in headers.items())
