@@ -23,13 +23,13 @@ from typing import Callable, Sequence
 from .core import ConfigError, LlmopsBenchError, Model, ModelError, PolicyError, is_secret_setting
 
 # %% auto #0
-__all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'RETRYABLE', 'NO_KEY', 'HTTP_PREFIX', 'EMBED_DIM',
+__all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'RETRYABLE', 'NO_KEY', 'EMBED_DIM',
            'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive', 'bench_reply',
            'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
            'provider_of', 'resolved_id', 'endpoint', 'credentials', 'ProviderError', 'retry_after', 'bad_json',
            'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'js_text', 'js_json', 'render_http',
-           'http_json_body', 'http_path', 'read_path', 'http_prompt', 'request_vars', 'http_request', 'http_output',
-           'ChatRequest', 'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
+           'http_json_body', 'read_path', 'http_prompt', 'request_vars', 'http_request', 'http_output', 'ChatRequest',
+           'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -494,8 +494,7 @@ async def _litellm_send(model: Model, messages: list[dict], timeout: float, stre
     return "".join(parts), usage, ttft
 
 # %% ../nbs/02_providers.ipynb #b8460675
-HTTP_PREFIX = "http/"
-_HTTP_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\s*\}\}")
+from .core import HTTP_PREFIX, HTTP_TEMPLATE, http_path   # what specs checks at load time is what is sent
 
 def js_text(value) -> str:
     "`value` as JavaScript's String() (and nunjucks' `{{ }}`) writes it: null and undefined are empty, 1.0 is '1', lists joined by commas."
@@ -522,7 +521,7 @@ def render_http(template: str, values: dict) -> str:
         found = values
         for part in m.group(1).split("."): found = found.get(part) if isinstance(found, dict) else None
         return js_text(found)
-    return _HTTP_TEMPLATE.sub(value, template)
+    return HTTP_TEMPLATE.sub(value, template)
 
 # %% ../nbs/02_providers.ipynb #0a746529
 def _js_parse(text: str):
@@ -562,22 +561,7 @@ def http_json_body(body, values: dict):
         return rendered
 
 # %% ../nbs/02_providers.ipynb #967629b1
-_PATH_STEP = re.compile(r"""\s*(\?\.)?\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(?:(\d+)|"([^"\\]*)"|'([^'\\]*)')\s*\]|([A-Za-z_$][\w$]*))""")
 _UNDEFINED = object()   # JavaScript's undefined, apart from JSON's null (None)
-
-def http_path(expr: str) -> tuple[str, tuple]:
-    "The root ('json' or 'text') and steps (key, optional) of a transformResponse property path; ValueError if it is not one."
-    text = expr.strip()
-    root = re.match(r"(json|text)\b", text)
-    if not root: raise ValueError("a property path starts with json or text")
-    steps, i = [], root.end()
-    while i < len(text):
-        m = _PATH_STEP.match(text, i)
-        if not m or (m.group(6) and not m.group(1)): raise ValueError(f"cannot read {text[i:]!r} as a property step")
-        key = m.group(2) or m.group(6) or (int(m.group(3)) if m.group(3) is not None else None)
-        steps.append((key if key is not None else (m.group(4) if m.group(4) is not None else m.group(5)), bool(m.group(1))))
-        i = m.end()
-    return root.group(1), tuple(steps)
 
 def _step(value, key):
     if isinstance(value, dict): return value.get(str(key), _UNDEFINED)
@@ -613,7 +597,7 @@ def request_vars(model: Model, values: dict) -> dict:
     if not model.id.startswith(HTTP_PREFIX): return {}
     settings = model.call_kwargs()
     texts = json.dumps([settings.get("body"), settings.get("headers"), settings.get("query_params")], ensure_ascii=False)
-    names = {m.group(1).split(".")[0] for m in _HTTP_TEMPLATE.finditer(texts)} - {"prompt", "env"}
+    names = {m.group(1).split(".")[0] for m in HTTP_TEMPLATE.finditer(texts)} - {"prompt", "env"}
     return {k: values[k] for k in sorted(names) if k in values}
 
 def _json_type(headers: dict) -> bool:
