@@ -588,9 +588,9 @@ def read_path(expr: str, data, text: str):
 
 # %% ../nbs/02_providers.ipynb #2a3fa8de
 def http_prompt(messages: Sequence[dict]) -> str:
-    "promptfoo's `{{prompt}}` for `messages`: a single user message's text, else the messages as JSON text."
+    "promptfoo's `{{prompt}}` for `messages`: a single user message's text, else the messages as JSON text indented by 2, as promptfoo writes a chat prompt."
     if len(messages) == 1 and messages[0].get("role") == "user" and isinstance(messages[0].get("content"), str): return messages[0]["content"]
-    return js_json([dict(m) for m in messages])
+    return json.dumps([dict(m) for m in messages], ensure_ascii=False, indent=2)
 
 def request_vars(model: Model, values: dict) -> dict:
     "The case values an http model's request templates use (they belong in its calls' cache keys); {} for any other model."
