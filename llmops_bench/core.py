@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 # %% auto #0
-__all__ = ['ENGINE_RANGES', 'REDACT_MODES', 'LlmopsBenchError', 'ConfigError', 'TemplateError', 'DatasetError', 'ModelError',
-           'PolicyError', 'GateFailed', 'check_number', 'check_engine_number', 'canonical_json', 'content_hash',
-           'template_variables', 'render_template', 'Prompt', 'is_secret_setting', 'Model', 'Case', 'Dataset',
-           'Settings', 'check_redact_mode', 'redact_patterns', 'project_root', 'load_settings', 'cluster_client']
+__all__ = ['ENGINE_RANGES', 'HTTP_PREFIX', 'HTTP_TEMPLATE', 'REDACT_MODES', 'LlmopsBenchError', 'ConfigError', 'TemplateError',
+           'DatasetError', 'ModelError', 'PolicyError', 'GateFailed', 'check_number', 'check_engine_number',
+           'canonical_json', 'content_hash', 'template_variables', 'render_template', 'Prompt', 'is_secret_setting',
+           'Model', 'http_path', 'Case', 'Dataset', 'Settings', 'check_redact_mode', 'redact_patterns', 'project_root',
+           'load_settings', 'cluster_client']
 
 # %% ../nbs/00_core.ipynb #86705c47
 class LlmopsBenchError(Exception):
@@ -211,6 +212,25 @@ class Model:
         return f"Model({', '.join(shown)})"
     def __eq__(self, other) -> bool: return isinstance(other, Model) and (self.label, self.key) == (other.label, other.key)
     def __hash__(self) -> int: return self._hash
+
+# %% ../nbs/00_core.ipynb #b71d02d4
+HTTP_PREFIX = "http/"
+HTTP_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\s*\}\}")   # {{name}}, {{a.b}}: nunjucks' plain output
+_PATH_STEP = re.compile(r"""\s*(\?\.)?\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(?:(\d+)|"([^"\\]*)"|'([^'\\]*)')\s*\]|([A-Za-z_$][\w$]*))""")
+
+def http_path(expr: str) -> tuple[str, tuple]:
+    "The root ('json' or 'text') and steps ((key, optional), ...) of a transformResponse property path; ValueError if it is not one."
+    text = expr.strip()
+    root = re.match(r"(json|text)\b", text)
+    if not root: raise ValueError("a property path starts with json or text")
+    steps, i = [], root.end()
+    while i < len(text):
+        m = _PATH_STEP.match(text, i)
+        if not m or (m.group(6) and not m.group(1)): raise ValueError(f"cannot read {text[i:]!r} as a property step")
+        key = m.group(2) or m.group(6) or (int(m.group(3)) if m.group(3) is not None else m.group(4) if m.group(4) is not None else m.group(5))
+        steps.append((key, bool(m.group(1))))
+        i = m.end()
+    return root.group(1), tuple(steps)
 
 # %% ../nbs/00_core.ipynb #b2a17d1b
 @dataclass(frozen=True)

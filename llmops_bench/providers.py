@@ -27,8 +27,9 @@ __all__ = ['BENCH_MODELS', 'TRANSPORTS', 'TRANSPORT_SETTINGS', 'ERROR_TYPES', 'R
            'BENCH_EMBEDDINGS', 'count_tokens', 'bench_echo', 'bench_lead', 'bench_extractive', 'bench_reply',
            'litellm_module', 'price_map', 'model_info', 'openai_chat_name', 'transport_for', 'check_model',
            'provider_of', 'resolved_id', 'endpoint', 'credentials', 'ProviderError', 'retry_after', 'bad_json',
-           'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'reply_text', 'ChatRequest', 'prepare',
-           'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
+           'classify', 'http_error', 'Completion', 'call_cost', 'pooled', 'reply_text', 'js_text', 'js_json',
+           'render_http', 'http_json_body', 'read_path', 'http_prompt', 'request_vars', 'http_request', 'http_output',
+           'ChatRequest', 'prepare', 'complete', 'bench_embed', 'bench_vectors', 'Embeddings', 'embed']
 
 # %% ../nbs/02_providers.ipynb #1b65c083
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -160,7 +161,7 @@ def model_info(model_id: str) -> dict | None:
     return None
 
 # %% ../nbs/02_providers.ipynb #d5e3f9c1
-TRANSPORTS = ("offline", "lean", "litellm")
+TRANSPORTS = ("offline", "lean", "litellm", "http")
 TRANSPORT_SETTINGS = ("auto", "litellm")
 # settings sent in the request body as they are, and settings of the call itself
 _LEAN_BODY = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
@@ -182,6 +183,7 @@ def transport_for(model: Model, setting: str = "auto") -> str:
     if setting not in TRANSPORT_SETTINGS:
         raise ConfigError(f"Setting 'transport' must be one of {', '.join(TRANSPORT_SETTINGS)}, got {setting!r}.")
     if model.id.startswith("bench/"): return "offline"
+    if model.id.startswith("http/"): return "http"   # a promptfoo http provider: its own request format, whatever the setting
     if setting == "litellm" or (name := openai_chat_name(model.id)) is None: return "litellm"
     settings = model.call_kwargs()
     if not set(settings) <= _LEAN_BODY | _LEAN_CALL: return "litellm"
@@ -199,6 +201,10 @@ def check_model(model: Model, kind: str = "chat") -> None:
             raise ModelError(f"Unknown {what} {model.id!r}; the bench {'models' if kind == 'chat' else 'embedding models'} are: "
                              f"{', '.join('bench/' + m for m in known)}.")
         return
+    if model.id.startswith("http/"):
+        if kind != "chat": raise ModelError(f"{model.id!r} is an http endpoint: it answers prompts, it does not embed; use an embedding model.")
+        if not re.match(r"https?://[^/\s]+", model.id[len("http/"):]): raise ModelError(f"{model.id!r}: an http model is http/<http:// or https:// URL>.")
+        return
     if kind == "chat" and openai_chat_name(model.id): return
     litellm = litellm_module()
     try: litellm.get_llm_provider(model.id, api_base=model.params.get("api_base"))
@@ -213,6 +219,7 @@ _PROVIDER_ALIASES = {"text-completion-openai": "openai", "text-completion-codest
 def provider_of(model: Model) -> str | None:
     "The litellm provider that serves `model` ('bench' offline), None when no one can tell."
     if model.id.startswith("bench/"): return "bench"
+    if model.id.startswith("http/"): return "http"
     if isinstance(given := model.params.get("custom_llm_provider"), str) and given: return _PROVIDER_ALIASES.get(given, given)
     if "/" in model.id: return model.id.split("/", 1)[0]   # litellm routes an id by its prefix
     if info := model_info(model.id): return _PROVIDER_ALIASES.get(info.get("litellm_provider"), info.get("litellm_provider"))
@@ -241,6 +248,7 @@ def endpoint(model: Model) -> str | None:
     "The base URL a call of `model` reaches (its api_base, else its provider's environment or default); None offline or when it cannot be named."
     settings = model.call_kwargs()
     if (provider := provider_of(model)) == "bench": return None
+    if provider == "http": return model.id[len("http/"):].split("?", 1)[0]   # the URL it posts to (a query may hold values)
     if base := settings.get("api_base") or settings.get("base_url"): return str(base)
     if provider is None: return None
     for prefix in _env_prefixes(provider):
@@ -254,7 +262,7 @@ def credentials(model: Model) -> dict:
     "The credentials a call of `model` is made with: its credential settings, and its provider's credential environment variables unless it sets `api_key`."
     found = dict(model._secrets)
     provider = provider_of(model)
-    if provider in (None, "bench") or "api_key" in found: return found
+    if provider in (None, "bench", "http") or "api_key" in found: return found   # an http model's credentials are its headers
     prefixes = _env_prefixes(provider)
     return {**found, **{f"${k}": v for k, v in sorted(os.environ.items()) if k.startswith(prefixes) and is_secret_setting(k)}}
 
@@ -530,12 +538,174 @@ def _litellm_text(message) -> str | None:
     return reply_text({"role": "assistant", "content": message.content, **({"tool_calls": calls} if calls is not None else {}),
                        **({"function_call": _plain(function_call)} if function_call is not None else {})})
 
+# %% ../nbs/02_providers.ipynb #b8460675
+from .core import HTTP_PREFIX, HTTP_TEMPLATE, http_path   # what specs checks at load time is what is sent
+
+def js_text(value) -> str:
+    "`value` as JavaScript's String() (and nunjucks' `{{ }}`) writes it: null and undefined are empty, 1.0 is '1', lists joined by commas."
+    if value is None: return ""
+    if isinstance(value, bool): return "true" if value else "false"
+    if isinstance(value, float): return js_json(value)
+    if isinstance(value, (list, tuple)): return ",".join(js_text(v) for v in value)
+    if isinstance(value, dict): return "[object Object]"
+    return str(value)
+
+def _js_number(value):
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21: return int(value)
+    if isinstance(value, dict): return {k: _js_number(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)): return [_js_number(v) for v in value]
+    return value
+
+def js_json(value) -> str:
+    "`value` as JavaScript's JSON.stringify writes it (compact, integral floats without '.0'): how promptfoo shows a non-text output."
+    return json.dumps(_js_number(value), ensure_ascii=False, separators=(",", ":"))
+
+def render_http(template: str, values: dict) -> str:
+    "`template` with each `{{name}}` (or `{{a.b}}`) replaced from `values` as nunjucks writes it; an unknown name is empty, as in nunjucks."
+    def value(m):
+        found = values
+        for part in m.group(1).split("."): found = found.get(part) if isinstance(found, dict) else None
+        return js_text(found)
+    return HTTP_TEMPLATE.sub(value, template)
+
+# %% ../nbs/02_providers.ipynb #0a746529
+def _js_parse(text: str):
+    "JSON.parse: like json.loads, but NaN and Infinity are not JSON."
+    def refuse(name): raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+def _render_all(value, values: dict):
+    if isinstance(value, str): return render_http(value, values)
+    if isinstance(value, list): return [_render_all(v, values) for v in value]
+    if isinstance(value, dict): return {k: _render_all(v, values) for k, v in value.items()}
+    return value
+
+def _nested_json(value):
+    if isinstance(value, list): return [_nested_json(v) for v in value]
+    if isinstance(value, dict): return {k: _nested_json(v) for k, v in value.items()}
+    if isinstance(value, str) and value.strip().startswith(("{", "[")):
+        try: parsed = _js_parse(value)
+        except ValueError: return value
+        return parsed if isinstance(parsed, (dict, list)) else value
+    return value
+
+def http_json_body(body, values: dict):
+    "promptfoo's JSON request body: `body` (an object, or a string template) rendered with `values`."
+    if isinstance(body, str):
+        try: body = _js_parse(body)
+        except ValueError: pass
+    rendered = _render_all(body, values)
+    if isinstance(rendered, (dict, list)): return _nested_json(rendered)
+    if not isinstance(rendered, str): return rendered
+    try: return _js_parse(rendered)
+    except ValueError:
+        if rendered.strip().startswith(("{", "[")) and isinstance(body, str):
+            escaped = {k: json.dumps(v, ensure_ascii=False)[1:-1] if isinstance(v, str) else v for k, v in values.items()}
+            try: return _js_parse(render_http(body, escaped))
+            except ValueError: pass
+        return rendered
+
+# %% ../nbs/02_providers.ipynb #967629b1
+_UNDEFINED = object()   # JavaScript's undefined, apart from JSON's null (None)
+
+def _step(value, key):
+    if isinstance(value, dict): return value.get(str(key), _UNDEFINED)
+    if isinstance(value, (list, str)):
+        if key == "length": return len(value)
+        index = key if isinstance(key, int) else int(key) if isinstance(key, str) and key.isdigit() else None
+        return value[index] if index is not None and index < len(value) else _UNDEFINED
+    return _UNDEFINED
+
+def _js_truthy(value) -> bool:
+    return value not in (None, False, 0, "", _UNDEFINED) or isinstance(value, (dict, list))
+
+def read_path(expr: str, data, text: str):
+    "The value of transformResponse path `expr` on a reply (`data` parsed, `text` raw); undefined as `_UNDEFINED`."
+    root, steps = http_path(expr)
+    value = (data if _js_truthy(data) else None) if root == "json" else text
+    for key, optional in steps:
+        if value is None or value is _UNDEFINED:
+            if optional: return _UNDEFINED
+            raise ProviderError("other", f"transformResponse {expr.strip()} failed: Cannot read properties of "
+                                         f"{'null' if value is None else 'undefined'} (reading '{key}')")
+        value = _step(value, key)
+    return value
+
+# %% ../nbs/02_providers.ipynb #2a3fa8de
+def http_prompt(messages: Sequence[dict]) -> str:
+    "promptfoo's `{{prompt}}` for `messages`: a single user message's text, else the messages as JSON text indented by 2, as promptfoo writes a chat prompt."
+    if len(messages) == 1 and messages[0].get("role") == "user" and isinstance(messages[0].get("content"), str): return messages[0]["content"]
+    return json.dumps([dict(m) for m in messages], ensure_ascii=False, indent=2)
+
+def request_vars(model: Model, values: dict) -> dict:
+    "The case values an http model's request templates use (they belong in its calls' cache keys); {} for any other model."
+    if not model.id.startswith(HTTP_PREFIX): return {}
+    settings = model.call_kwargs()
+    texts = json.dumps([settings.get("body"), settings.get("headers"), settings.get("query_params")], ensure_ascii=False)
+    names = {m.group(1).split(".")[0] for m in HTTP_TEMPLATE.finditer(texts)} - {"prompt", "env"}
+    return {k: values[k] for k in sorted(names) if k in values}
+
+def _json_type(headers: dict) -> bool:
+    return any(k.startswith("content-type") and "application/json" in str(v) for k, v in headers.items())
+
+def http_request(model: Model, messages: Sequence[dict], vars: dict | None = None) -> tuple[str, str, dict, bytes | None]:
+    "Method, URL, headers and encoded body of a call to http model `model`, as promptfoo's HttpProvider builds them."
+    import urllib.parse
+    settings = model.call_kwargs()
+    values = {**(vars or {}), "prompt": http_prompt(messages)}
+    method, body = settings.get("method"), settings.get("body")
+    default = ({} if method == "GET" or body is None else
+               {"content-type": "application/json"} if isinstance(body, (dict, list)) else {"content-type": "application/x-www-form-urlencoded"})
+    headers = {**default, **{str(k).lower(): v for k, v in (settings.get("headers") or {}).items()}}
+    headers = {k: render_http(str(v), values) for k, v in headers.items()}
+    url = model.id[len(HTTP_PREFIX):]
+    if query := {k: render_http(str(v), values) for k, v in (settings.get("query_params") or {}).items()}:
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(query)
+    method = (method or "GET").upper()
+    if method == "GET" or body is None: return method, url, headers, None
+    if _json_type(headers):
+        sent = http_json_body(body, values)
+        return method, url, headers, (sent if isinstance(sent, str) else js_json(sent)).encode()
+    return method, url, headers, (render_http(body, values) if isinstance(body, str) else js_text(body)).strip().encode()
+
+def http_output(model: Model, status: int, raw: bytes, headers=None) -> str:
+    "The output of an http model's reply (`transform_response`, else the JSON or the text); `ProviderError` for an error status or no output."
+    text = raw.decode("utf-8", errors="replace")
+    if not 200 <= status < 300:
+        typed = http_error(status, raw, headers)
+        raise ProviderError(typed.error_type, f"HTTP {status}: {text[:300]}", typed.retry_after)
+    try: data = _js_parse(text)
+    except ValueError: data = None
+    path = model.params.get("transform_response")
+    value = (data if _js_truthy(data) else text) if path is None else read_path(path, data, text)
+    if path is not None and isinstance(value, dict) and ("output" in value or "error" in value):   # a provider response
+        if value.get("error"): raise ProviderError("other", js_text(value["error"]) if isinstance(value["error"], str) else js_json(value["error"]))
+        value = value.get("output", _UNDEFINED)
+    if value is None or value is _UNDEFINED: raise ProviderError("other", f"No output: transformResponse {path} found nothing in the reply")
+    return value if isinstance(value, str) else js_json(value)
+
+async def _http_send(request: tuple[str, str, dict, bytes | None], model: Model) -> str:
+    "Send one http-model request on the pooled session of its endpoint; its output, or `ProviderError`."
+    import aiohttp, yarl
+    method, url, headers, body = request
+    endpoint = _pooled_endpoint(url)
+    own = endpoint is None
+    if own: endpoint = _Endpoint(url)
+    try:
+        async with endpoint.session.request(method, yarl.URL(url, encoded=True), data=body, headers=headers, **endpoint.proxy) as response:
+            return http_output(model, response.status, await response.read(), response.headers)
+    except aiohttp.ClientError as e:
+        raise ProviderError("server", f"Connection error: {e}") from None
+    finally:
+        if own: await endpoint.session.close()
+
 # %% ../nbs/02_providers.ipynb #f8b6c2d1
 class ChatRequest:
     "One chat call resolved once (transport, URL, headers, encoded body): `send()` it any number of times."
-    def __init__(self, model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto"):
+    def __init__(self, model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto", vars: dict | None = None):
         self.model, self.messages, self.stream = model, list(messages), stream
         self.transport = transport_for(model, transport)
+        self._http = http_request(model, self.messages, vars) if self.transport == "http" else None
         self._lean = _lean_request(model, self.messages, stream) if self.transport == "lean" else None
         self._keyless = self._lean is not None and not any(h.lower() == "authorization" for h in self._lean[1])
         if self.transport == "litellm": litellm_module()   # its first import takes seconds: not inside the call's timeout
@@ -544,17 +714,18 @@ class ChatRequest:
         "Send the request once (no retries); the `Completion`, or `ProviderError`."
         start = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout if self.transport == "lean" else timeout + 1.0):   # litellm's client gets `timeout` too
+            async with asyncio.timeout(timeout if self.transport in ("lean", "http") else timeout + 1.0):   # litellm's client gets `timeout` too
                 if self.transport == "offline": output, usage, ttft = self._offline(start)
                 elif self._keyless: raise ProviderError("auth", NO_KEY)   # as litellm (the OpenAI SDK) refuses to send without a key
                 elif self.transport == "lean": output, usage, ttft = await _lean_send(*self._lean, self.stream, start)
+                elif self.transport == "http": output, usage, ttft = await _http_send(self._http, self.model), None, None
                 else: output, usage, ttft = await _litellm_send(self.model, self.messages, timeout, self.stream, start)
         except Exception as e:
             error = classify(e)
             if error.error_type == "timeout": error = ProviderError("timeout", f"no answer within {timeout:g} s")
             raise error from None
         latency = time.perf_counter() - start
-        if not output: raise ProviderError("bad_response", "the model returned an empty reply")
+        if not output and self.transport != "http": raise ProviderError("bad_response", "the model returned an empty reply")   # promptfoo grades an http endpoint's "" (a missing output is refused in http_output)
         pt, ct = _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
         return Completion(output, pt, ct, call_cost(self.model.id, pt, ct), latency, ttft, self.transport)
 
@@ -566,9 +737,9 @@ def _tokens(usage, name: str) -> int | None:
     value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
     return value if isinstance(value, int) else None
 
-def prepare(model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto") -> ChatRequest:
-    "The `ChatRequest` of one call: resolved once, sent by `ChatRequest.send` as often as needed."
-    return ChatRequest(model, messages, stream=stream, transport=transport)
+def prepare(model: Model, messages: Sequence[dict], *, stream: bool = False, transport: str = "auto", vars: dict | None = None) -> ChatRequest:
+    "The `ChatRequest` of one call (`vars`: the case's values, which an http model's templates may use): resolved once, sent as often as needed."
+    return ChatRequest(model, messages, stream=stream, transport=transport, vars=vars)
 
 async def complete(model: Model, messages: list[dict], *, timeout: float = 60.0, stream: bool = False, transport: str = "auto") -> Completion:
     "Call `model` once with `messages` (no retries); raise `ProviderError` on failure."

@@ -42,10 +42,11 @@ class Variant:
     @property
     def name(self) -> str: return f"{self.prompt.name}@{self.prompt.version} · {self.model.label}"
 
-def call_key(model: Model, messages: Sequence, repeat: int = 0, kind: str = "chat", credential: str | None = None) -> str:
-    "The key of one model call: model id and non-secret settings, the messages (or texts to embed), the repeat, and a `credential` fingerprint if any."
+def call_key(model: Model, messages: Sequence, repeat: int = 0, kind: str = "chat", credential: str | None = None, vars: dict | None = None) -> str:
+    "The key of one model call: model id and non-secret settings, the messages (or texts to embed), the repeat, the case values the request itself uses (an http model's `vars`), and a `credential` fingerprint if any."
     what = ({**model.key, "messages": tuple(messages), "repeat": repeat} if kind == "chat"
             else {**model.key, "kind": kind, "input": tuple(messages), "repeat": repeat})
+    if vars: what = {**what, "vars": vars}
     return content_hash(what if credential is None else {**what, "credential": credential}, 32)
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Call:
     @classmethod
     def of(cls, variant: Variant, case: Case, repeat: int, messages: Sequence[dict]) -> Call:
         "The call with its cache key."
-        return cls(variant, case, repeat, tuple(messages), call_key(variant.model, messages, repeat))
+        return cls(variant, case, repeat, tuple(messages), call_key(variant.model, messages, repeat, vars=providers.request_vars(variant.model, case.inputs)))
 
 # %% ../nbs/03_runner.ipynb #16aa140e
 def plan_variants(variants: Iterable[Variant | tuple[Prompt, Model | str]], data, repeats: int = 1) -> list[Call]:
@@ -406,7 +407,8 @@ class _Credentials:
     def cache_key(self, call: Call) -> str:
         "`call`'s key in the response cache: `Call.key` itself, or with its model's credential fingerprint."
         fingerprint = self.fingerprint(call.variant.model)
-        return call.key if fingerprint is None else call_key(call.variant.model, call.messages, call.repeat, credential=fingerprint)
+        return call.key if fingerprint is None else call_key(call.variant.model, call.messages, call.repeat, credential=fingerprint,
+                                                             vars=providers.request_vars(call.variant.model, call.case.inputs))
 
     def clean(self, model: Model, answer: dict) -> dict:
         "`answer` with `model`'s secrets scrubbed from its output (a copy only when there was one)."
@@ -569,7 +571,7 @@ class Runner:
             elif self.max_input_chars and (size := _input_chars(call.messages)) > self.max_input_chars:
                 finish(i, _row(call, None, error=str(_too_large(size, self.max_input_chars)), error_type="too_large"))
             else:
-                request, timeout = providers.prepare(model, call.messages, stream=self.stream, transport=self.transport), self._timeout(model)
+                request, timeout = providers.prepare(model, call.messages, stream=self.stream, transport=self.transport, vars=call.case.inputs), self._timeout(model)
                 hedger = self._hedger(model) if transports[model] != "offline" else None
                 chars = _input_chars(call.messages) if self.budget is not None else 0
                 out = await self._attempts(model, limits, store, key, lambda: self._complete(request, timeout), hedger, secrets, chars)

@@ -1174,6 +1174,84 @@ def _text_prompt(doc: _Doc, path: tuple, name: str, text: str) -> Prompt:
         except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
     raise doc.error(path, "not supported: a prompt that is JSON but not chat messages (promptfoo re-formats it); write it as text or as a .json message list.")
 
+# %% ../nbs/08a_specs.ipynb #c40b5d63
+from .core import HTTP_PREFIX, HTTP_TEMPLATE, http_path   # the providers' http transport reads the same templates and paths
+
+_HTTP_KEYS = ("url", "method", "headers", "body", "queryParams", "transformResponse", "responseParser")
+_NO_JS = "JavaScript is not run here"
+_HTTP_HINTS = {"transformRequest": f"{_NO_JS}; write the request as a body template with {{{{prompt}}}} and vars",
+               "validateStatus": f"{_NO_JS}; a non-2xx status is a failed call (429 and 5xx are retried)",
+               "sessionParser": "sessions are not kept between calls: remove it", "session": "sessions are not kept between calls: remove it",
+               "sessionSource": "sessions are not kept between calls: remove it", "stateful": "sessions are not kept between calls: remove it",
+               "auth": "write the credential as a header, e.g. headers: {Authorization: 'Bearer {{env.API_TOKEN}}'}",
+               "signatureAuth": "signed requests are not supported", "tls": "client certificates are not supported; use the system's CA store",
+               "request": "write the raw request as url, method, headers and body", "multipart": "multipart uploads are not supported",
+               "useHttps": "write https:// in the URL", "tokenEstimation": "an http endpoint's tokens are not counted here, and its cost is unknown",
+               "maxRetries": "the runner retries 429 and 5xx itself: set retries in settings.ini",
+               "tools": "write the tools into the body", "tool_choice": "write the tool choice into the body", "transformToolsFormat": "write the tools into the body"}
+_HTTP_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+def _is_http(pid: str) -> bool: return pid in ("http", "https") or pid.startswith(("http:", "https:"))
+
+def _http_templates(doc: _Doc, path: tuple, value, env: bool) -> None:
+    "Refuse a nunjucks construct beyond {{name}} in `value`'s strings (and {{env.NAME}} unless `env`)."
+    strings = [value] if isinstance(value, str) else list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    for s in strings:
+        if isinstance(s, (dict, list)): _http_templates(doc, path, s, env); continue
+        for m in _HTTP_TAG.finditer(s if isinstance(s, str) else ""):
+            name = HTTP_TEMPLATE.fullmatch(m.group(0))
+            if name is None: raise doc.error(path, f"not supported: the nunjucks construct {m.group(0)} (filters, tags and expressions are not rendered); use {{{{prompt}}}} or {{{{var}}}}.")
+            if name.group(1).startswith("env.") and not env:
+                raise doc.error(path, f"not supported: {m.group(0)} here (the body, query and URL are logged as settings); put the credential in headers.")
+
+def _http_env(doc: _Doc, path: tuple, text: str) -> str:
+    "A header value with each {{env.NAME}} filled in from the environment (refused when NAME is not set)."
+    def value(m):
+        name = m.group(1)[len("env."):]
+        if name not in os.environ: raise doc.error(path, f"the environment has no {name}; set it before running.")
+        return os.environ[name]
+    return re.sub(r"\{\{\s*(env\.[A-Za-z_$][\w$]*)\s*\}\}", value, text)
+
+# %% ../nbs/08a_specs.ipynb #e8bcdf14
+def _http_model(doc: _Doc, path: tuple, pid: str, label, config: dict) -> Model:
+    "The model of a promptfoo http provider: settings as its http transport reads them, headers kept as credentials."
+    at = lambda k: (*path, "config", k)
+    _refuse_keys(doc, config, _HTTP_KEYS, (*path, "config"), "an http provider setting this workbench does not read", _HTTP_HINTS)
+    url = config.get("url") or pid
+    if not isinstance(url, str) or not re.match(r"https?://[^/\s{}]+\S*$", url) or "{" in url:
+        raise doc.error(at("url") if "url" in config else path, f"expected the endpoint's http:// or https:// URL written out (no templates: "
+                                                                 f"values go in queryParams or body), got {url!r}.")
+    method = config.get("method")
+    if method is not None and (not isinstance(method, str) or not re.fullmatch(r"[A-Za-z]+", method)):
+        raise doc.error(at("method"), f"expected an HTTP method such as POST, got {method!r}.")
+    body = config.get("body")
+    if body is None and method != "GET": raise doc.error(path, "promptfoo needs a body for an http provider (or method: GET); add body with {{prompt}}.")
+    if body is not None and not isinstance(body, (dict, list, str)): raise doc.error(at("body"), f"expected an object or a string, got {body!r}.")
+    settings = {"method": method, "body": body}
+    for key, name in (("headers", "headers"), ("queryParams", "query_params")):
+        if (value := config.get(key)) is None: continue
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise doc.error(at(key), f"expected a map of names to text values, got {value!r}.")
+        settings[name] = value
+    for key, value in (("body", body), ("queryParams", config.get("queryParams")), ("headers", config.get("headers"))):
+        if value is not None: _http_templates(doc, at(key), value, env=key == "headers")
+    if "headers" in settings: settings["headers"] = {k: _http_env(doc, at("headers"), v) for k, v in settings["headers"].items()}
+    types = {k.lower(): v for k, v in (settings.get("headers") or {}).items() if k.lower().startswith("content-type")}
+    if isinstance(body, (dict, list)) and (method == "GET" or types) and not any("application/json" in v for v in types.values()):
+        raise doc.error(at("body"), "promptfoo fails every call of an object body without a JSON content type; write method: POST, or a "
+                                    "content-type: application/json header, or the body as a string.")
+    key = "transformResponse" if "transformResponse" in config else "responseParser"
+    if (expr := config.get(key)) is not None:
+        if not isinstance(expr, str) or expr.startswith("file://"):
+            raise doc.error(at(key), f"not supported: {expr!r}: promptfoo runs a JavaScript file there (not Python), and {_NO_JS}; write a "
+                                     "property path such as json.choices[0].message.content, or leave it out for the JSON reply.")
+        try: http_path(expr)
+        except ValueError: raise doc.error(at(key), f"not supported: the transform {expr!r} is JavaScript, which is not run here; write a property "
+                                                    "path such as json.choices[0].message.content or json[\"key\"], or leave it out for the JSON reply.") from None
+        settings["transform_response"] = expr
+    try: return Model(HTTP_PREFIX + url, label=label, **{k: v for k, v in settings.items() if v is not None})
+    except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
+
 # %% ../nbs/08a_specs.ipynb #690afa7d
 _PROVIDER_HINTS = {"transform": "transform the output in a python assertion instead", "prompts": "list one provider per config, or split the config",
                    "delay": "use --concurrency or a model's rpm", "env": "set the variables in the environment"}
@@ -1200,6 +1278,7 @@ def _pf_providers(doc: _Doc, data) -> list[Model]:
             _refuse_keys(doc, item, ("id", "label", "config"), path, "a provider is {id, label, config}", _PROVIDER_HINTS)
             pid, label, config = item["id"], item.get("label"), item.get("config") or {}
         else: raise doc.error(path, f"expected a provider id such as openai:gpt-4o-mini or {{id, label, config}}, got {item!r}.")
+        if _is_http(pid): out.append(_http_model(doc, path, pid, label, config)); continue
         _refuse_keys(doc, config, _CONFIG_OK, (*path, "config"), "this provider setting has no litellm equivalent here")
         config = {k: _config_file(doc, (*path, "config", k), v) for k, v in config.items()}
         if "apiKeyEnvar" in config and config["apiKeyEnvar"] not in os.environ:

@@ -2,6 +2,8 @@
 the npm registry by tests/promptfoo/install.sh into .promptfoo/) and by `specs.run_spec`, and every (prompt × provider × test)
 must get the same pass/fail verdict from both. Providers are `echo` and the local OpenAI-compatible server
 (tests/fake_openai.py: it answers "echo: " + the prompt); the configs name it `FAKE_OPENAI_BASE_URL`, replaced by its URL here.
+http providers also reach a plain JSON endpoint (tests/json_endpoint.py), named `JSON_ENDPOINT_URL`, with `HTTP_ENDPOINT_TOKEN` set
+for both runs (promptfoo reads `{{env.…}}` in its configs: `PROMPTFOO_DISABLE_TEMPLATE_ENV_VARS=false`, as without self-hosting).
 
 Configs the importer refuses (exit 2) are in `REFUSED` and checked for that instead, with promptfoo's own run as the proof that
 promptfoo does accept them (a refusal is a missing feature, never a different verdict).
@@ -44,28 +46,34 @@ def promptfoo() -> Path:
     return HERE/"promptfoo.sh"
 
 
-def laid_out(tmp: Path, base_url: str) -> Path:
-    "A copy of tests/promptfoo/ with the server's URL in place of FAKE_OPENAI_BASE_URL."
+def laid_out(tmp: Path, base_url: str, json_url: str = "http://127.0.0.1:9") -> Path:
+    "A copy of tests/promptfoo/ with the servers' URLs in place of FAKE_OPENAI_BASE_URL and JSON_ENDPOINT_URL."
     dest = tmp/"configs"
     shutil.copytree(HERE, dest, ignore=shutil.ignore_patterns("*.sh"))
     for p in dest.rglob("*"):
         if p.is_file() and p.suffix in (".yaml", ".yml", ".json", ".csv", ".jsonl"):
-            p.write_text(p.read_text().replace("FAKE_OPENAI_BASE_URL", base_url))
+            p.write_text(p.read_text().replace("FAKE_OPENAI_BASE_URL", base_url).replace("JSON_ENDPOINT_URL", json_url))
     return dest
 
 
 def promptfoo_verdicts(script: Path, config: Path, tmp: Path) -> dict:
     "(prompt index, provider index, test index) -> pass, from `promptfoo eval -o out.json`."
     out = tmp/f"{config.stem}.out.json"
-    env = {**os.environ, "PROMPTFOO_CONFIG_DIR": str(tmp/"promptfoo-home")}
+    env = {**os.environ, "PROMPTFOO_CONFIG_DIR": str(tmp/"promptfoo-home"), "PROMPTFOO_DISABLE_TEMPLATE_ENV_VARS": "false"}
     done = subprocess.run(["bash", str(script), "eval", "-c", config.name, "-o", str(out), "--no-cache", "--no-write", "--no-table",
                            "--no-progress-bar", "-j", "1"], cwd=config.parent, capture_output=True, text=True, env=env, timeout=600)
     if not out.is_file(): raise AssertionError(f"promptfoo did not run {config.name} (exit {done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
     data = json.loads(out.read_text())
     providers = _provider_ids(config)
     per = len(data["results"]["prompts"]) // len(providers)   # promptfoo lists each prompt once per provider, provider by provider
-    return {(r["promptIdx"] % per, providers.index(_pf_provider(r["provider"])), r["testIdx"]): bool(r["success"])
+    return {(r["promptIdx"] % per, _provider_index(providers, r["provider"]), r["testIdx"]): bool(r["success"])
             for r in data["results"]["results"]}
+
+
+def _provider_index(providers: list[tuple], p) -> int:
+    "Where promptfoo's result provider is in the config: by label when it has one (an http provider's id is its URL, not `http`)."
+    pid, label = _pf_provider(p)
+    return next(i for i, (_, l) in enumerate(providers) if l == label) if label else providers.index((pid, None))
 
 
 def _pf_provider(p) -> tuple:
@@ -97,9 +105,18 @@ def compare(script: Path, config: Path, tmp: Path) -> tuple[int, int, list[str]]
     return len(keys) - len(bad), len(keys), bad
 
 
+@pytest.fixture(scope="module")
+def json_endpoint():
+    "The plain JSON endpoint for http providers, and the token its /secure path wants in the environment."
+    from tests.json_endpoint import JsonEndpoint
+    with pytest.MonkeyPatch.context() as env, JsonEndpoint() as endpoint:
+        env.setenv("HTTP_ENDPOINT_TOKEN", "tok-diff-0123456789")
+        yield endpoint
+
+
 @pytest.mark.parametrize("name", CONFIGS)
-def test_the_same_verdict_as_promptfoo(name, promptfoo, tmp_path, fake_server):
-    config = laid_out(tmp_path, fake_server.base_url)/name
+def test_the_same_verdict_as_promptfoo(name, promptfoo, tmp_path, fake_server, json_endpoint):
+    config = laid_out(tmp_path, fake_server.base_url, json_endpoint.url)/name
     agree, total, bad = compare(promptfoo, config, tmp_path)
     assert total > 0 and not bad, "\n".join(bad)
 
@@ -123,10 +140,12 @@ def test_the_grading_prompts_are_promptfoos_own(promptfoo, ours, theirs):
 if __name__ == "__main__":   # the agreement figure, config by config
     import tempfile
     from tests.fake_openai import FakeOpenAIServer
+    from tests.json_endpoint import JsonEndpoint
     if (why := install()) is not None: sys.exit(f"promptfoo is not installed: {why}")
     names = sys.argv[1:] or CONFIGS
-    with FakeOpenAIServer() as server, tempfile.TemporaryDirectory() as tmp:
-        folder, sums = laid_out(Path(tmp), server.base_url), [0, 0]
+    os.environ.setdefault("HTTP_ENDPOINT_TOKEN", "tok-diff-0123456789")
+    with FakeOpenAIServer() as server, JsonEndpoint() as endpoint, tempfile.TemporaryDirectory() as tmp:
+        folder, sums = laid_out(Path(tmp), server.base_url, endpoint.url), [0, 0]
         for name in names:
             try: agree, total, bad = compare(HERE/"promptfoo.sh", folder/name, Path(tmp))
             except Exception as e:

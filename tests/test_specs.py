@@ -227,7 +227,10 @@ REFUSED = [   # (config fragment, what the message must say): each is refused at
      "assertion type 'context-recall' is not supported; use llm-rubric with the context in the rubric"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contians\n        value: x\n", "did you mean 'contains'?"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: openai:gpt-4o\n", "line 5: tests[0].provider: not supported: a test key; list the provider under providers"),
-    ("prompts: [hi]\nproviders: [http://127.0.0.1:9/api]\ntests: [{vars: {}}]\n", "providers[0]: provider 'http://127.0.0.1:9/api' is not supported"),
+    ("prompts: [hi]\nproviders:\n  - id: http://127.0.0.1:9/api\n    config:\n      method: POST\n      body: {q: '{{prompt}}'}\n"
+     "      transformResponse: 'json.items.map(i => i.text)'\ntests: [{vars: {}}]\n",
+     "line 7: providers[0].config.transformResponse: not supported: the transform 'json.items.map(i => i.text)' is JavaScript"),
+    ("prompts: [hi]\nproviders: [exec:./run.sh]\ntests: [{vars: {}}]\n", "providers[0]: provider 'exec:./run.sh' is not supported"),
     ("prompts: [file://p.py]\nproviders: [echo]\ntests: [{vars: {}}]\n", "line 1: prompts[0]: prompt p.py is not supported: JavaScript prompt functions and Python scripts without a function"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      prefix: 'Say: '\n", "tests[0].options.prefix: not supported: a test option; write the prefix into the prompt"),
     ("prompts: [hi]\nproviders: [echo]\ntests: file://t.csv\n", "column '__prefix' is not supported"),
