@@ -267,6 +267,11 @@ _CONFIG = {"temperature": "temperature", "max_tokens": "max_tokens", "max_comple
            "headers": "extra_headers", "apiBaseUrl": "api_base", "apiHost": "api_base", "apiKey": "api_key", "timeout": "timeout",
            "organization": "organization", "apiVersion": "api_version"}
 _CONFIG_OK = (*_CONFIG, "apiKeyEnvar")
+# settings promptfoo spells per vendor, read as the litellm argument that sends the same request
+_REGION = {"bedrock": "aws_region_name", "vertex": "vertex_location"}
+_GENERATION_CONFIG = {"temperature": "temperature", "maxOutputTokens": "max_tokens", "topP": "top_p", "topK": "top_k", "stopSequences": "stop",
+                      "seed": "seed", "presencePenalty": "presence_penalty", "frequencyPenalty": "frequency_penalty", "candidateCount": "n"}
+_VENDOR_KEYS = ("region", "generationConfig", "max_output_tokens", "max_new_tokens")
 
 def model_id(provider: str, config: dict | None = None) -> str:
     "The workbench model id of a promptfoo provider id (`openai:chat:gpt-4o-mini` → `gpt-4o-mini`, `ollama:chat:llama3` → `ollama/llama3`)."
@@ -1265,6 +1270,26 @@ def _config_file(doc: _Doc, path: tuple, value):
     import yaml
     return yaml.load(target.read_text(encoding="utf-8"), Loader=_JsYaml)
 
+def _vendor_settings(doc: _Doc, path: tuple, pid: str, config: dict) -> dict:
+    """litellm arguments from promptfoo's vendor spellings: `region` (Bedrock's AWS region, Vertex's location), Gemini's and Vertex's
+    `generationConfig` (`maxOutputTokens`, `topP`, `stopSequences`, JSON `responseMimeType`, …), `max_output_tokens`, `max_new_tokens`."""
+    vendor, out = pid.partition(":")[0], {}
+    if "region" in config:
+        if vendor not in _REGION: raise doc.error((*path, "region"), f"not supported: region for {vendor!r} providers (it is read for bedrock: and vertex:); set the endpoint with apiBaseUrl.")
+        out[_REGION[vendor]] = config["region"]
+    for k in ("max_output_tokens", "max_new_tokens"):
+        if k in config: out["max_tokens"] = config[k]
+    if (gen := config.get("generationConfig")) is not None:
+        if not isinstance(gen, dict): raise doc.error((*path, "generationConfig"), f"expected a mapping, got {gen!r}.")
+        _refuse_keys(doc, gen, (*_GENERATION_CONFIG, "responseMimeType"), (*path, "generationConfig"), "a generationConfig key with no litellm equivalent here",
+                     {"responseSchema": "give the schema as response_format: {type: json_schema, json_schema: {...}}",
+                      "thinkingConfig": "use reasoning_effort"})
+        for k, v in gen.items():
+            if k != "responseMimeType": out[_GENERATION_CONFIG[k]] = v
+            elif v == "application/json": out["response_format"] = {"type": "json_object"}
+            elif v != "text/plain": raise doc.error((*path, "generationConfig", k), f"not supported: {v!r}; application/json and text/plain are read.")
+    return out
+
 def _pf_providers(doc: _Doc, data) -> list[Model]:
     "promptfoo providers as models: ids mapped to litellm, `config` keys mapped to litellm arguments; anything else refused."
     items = data.get("providers", data.get("targets"))
@@ -1279,11 +1304,12 @@ def _pf_providers(doc: _Doc, data) -> list[Model]:
             pid, label, config = item["id"], item.get("label"), item.get("config") or {}
         else: raise doc.error(path, f"expected a provider id such as openai:gpt-4o-mini or {{id, label, config}}, got {item!r}.")
         if _is_http(pid): out.append(_http_model(doc, path, pid, label, config)); continue
-        _refuse_keys(doc, config, _CONFIG_OK, (*path, "config"), "this provider setting has no litellm equivalent here")
-        config = {k: _config_file(doc, (*path, "config", k), v) for k, v in config.items()}
+        _refuse_keys(doc, config, (*_CONFIG_OK, *_VENDOR_KEYS), (*path, "config"), "this provider setting has no litellm equivalent here")
+        vendor = _vendor_settings(doc, (*path, "config"), pid, config)
+        config = {k: _config_file(doc, (*path, "config", k), v) for k, v in config.items() if k not in _VENDOR_KEYS}
         if "apiKeyEnvar" in config and config["apiKeyEnvar"] not in os.environ:
             raise doc.error((*path, "config", "apiKeyEnvar"), f"the environment has no {config['apiKeyEnvar']}; set it before running.")
-        try: out.append(Model(model_id(pid, config), label=label, **_model_settings(config)))
+        try: out.append(Model(model_id(pid, config), label=label, **{**_model_settings(config), **vendor}))
         except LlmopsBenchError as e: raise doc.error(path, str(e)) from None
     return out
 
