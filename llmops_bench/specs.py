@@ -271,7 +271,9 @@ _CONFIG_OK = (*_CONFIG, "apiKeyEnvar")
 _REGION = {"bedrock": "aws_region_name", "vertex": "vertex_location"}
 _GENERATION_CONFIG = {"temperature": "temperature", "maxOutputTokens": "max_tokens", "topP": "top_p", "topK": "top_k", "stopSequences": "stop",
                       "seed": "seed", "presencePenalty": "presence_penalty", "frequencyPenalty": "frequency_penalty", "candidateCount": "n"}
-_VENDOR_KEYS = ("region", "generationConfig", "max_output_tokens", "max_new_tokens")
+_INFERENCE_CONFIG = {"maxTokens": "max_tokens", "temperature": "temperature", "topP": "top_p", "stopSequences": "stop"}   # Bedrock's Converse
+_VENDOR_KEYS = ("region", "generationConfig", "inferenceConfig", "max_output_tokens", "maxOutputTokens", "max_new_tokens", "timeoutMs",
+                "thinking", "reasoning")
 
 def model_id(provider: str, config: dict | None = None) -> str:
     "The workbench model id of a promptfoo provider id (`openai:chat:gpt-4o-mini` → `gpt-4o-mini`, `ollama:chat:llama3` → `ollama/llama3`)."
@@ -1272,13 +1274,24 @@ def _config_file(doc: _Doc, path: tuple, value):
 
 def _vendor_settings(doc: _Doc, path: tuple, pid: str, config: dict) -> dict:
     """litellm arguments from promptfoo's vendor spellings: `region` (Bedrock's AWS region, Vertex's location), Gemini's and Vertex's
-    `generationConfig` (`maxOutputTokens`, `topP`, `stopSequences`, JSON `responseMimeType`, …), `max_output_tokens`, `max_new_tokens`."""
+    `generationConfig` (`maxOutputTokens`, `topP`, `stopSequences`, JSON `responseMimeType`, …), Bedrock's `inferenceConfig`, the
+    output limit's other names, `timeoutMs`, Anthropic's `thinking` (litellm reads it as is) and `reasoning.effort`."""
     vendor, out = pid.partition(":")[0], {}
     if "region" in config:
         if vendor not in _REGION: raise doc.error((*path, "region"), f"not supported: region for {vendor!r} providers (it is read for bedrock: and vertex:); set the endpoint with apiBaseUrl.")
         out[_REGION[vendor]] = config["region"]
-    for k in ("max_output_tokens", "max_new_tokens"):
+    for k in ("max_output_tokens", "maxOutputTokens", "max_new_tokens"):
         if k in config: out["max_tokens"] = config[k]
+    if "timeoutMs" in config: out["timeout"] = config["timeoutMs"] / 1000
+    if "thinking" in config: out["thinking"] = config["thinking"]
+    if (reasoning := config.get("reasoning")) is not None:
+        if not isinstance(reasoning, dict): raise doc.error((*path, "reasoning"), f"expected a mapping such as {{effort: low}}, got {reasoning!r}.")
+        _refuse_keys(doc, reasoning, ("effort",), (*path, "reasoning"), "a reasoning key with no litellm equivalent here")
+        if "effort" in reasoning: out["reasoning_effort"] = reasoning["effort"]
+    if (inference := config.get("inferenceConfig")) is not None:
+        if not isinstance(inference, dict): raise doc.error((*path, "inferenceConfig"), f"expected a mapping, got {inference!r}.")
+        _refuse_keys(doc, inference, _INFERENCE_CONFIG, (*path, "inferenceConfig"), "an inferenceConfig key with no litellm equivalent here")
+        out.update({_INFERENCE_CONFIG[k]: v for k, v in inference.items()})
     if (gen := config.get("generationConfig")) is not None:
         if not isinstance(gen, dict): raise doc.error((*path, "generationConfig"), f"expected a mapping, got {gen!r}.")
         _refuse_keys(doc, gen, (*_GENERATION_CONFIG, "responseMimeType"), (*path, "generationConfig"), "a generationConfig key with no litellm equivalent here",
