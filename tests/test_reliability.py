@@ -91,7 +91,9 @@ def test_a_process_killed_while_logging_leaves_no_running_run(tmp_path: Path) ->
     """)
     proc = subprocess.Popen([sys.executable, "-c", program], env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "SAVED"
-    client = MlflowClient(tracking.tracking_uri(lb.load_settings(tmp_path)))
+    # through tracking, which opens a new store under its file lock: a bare MlflowClient polling here while the child creates
+    # the store would create it too, at once, and could leave it half migrated (seen in CI)
+    client = tracking.mlflow_client(lb.load_settings(tmp_path))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:   # kill it once its evaluation run exists and at least one variant run is being written
         exp = client.get_experiment_by_name("killed")
