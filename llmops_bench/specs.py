@@ -29,9 +29,10 @@ from . import scorers as scorer_lib, stats
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
            'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'ANSWER_RELEVANCY_PROMPT',
-           'CONTEXT_FAITHFULNESS_LONGFORM', 'CONTEXT_FAITHFULNESS_NLI', 'SpecError', 'Spec', 'scorer_factories',
-           'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string', 'js_regex', 'is_refusal',
-           'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
+           'CONTEXT_FAITHFULNESS_LONGFORM', 'CONTEXT_FAITHFULNESS_NLI', 'CONTEXT_RECALL', 'SpecError', 'Spec',
+           'scorer_factories', 'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string',
+           'js_regex', 'is_refusal', 'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun',
+           'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -43,7 +44,16 @@ def _key(path: tuple) -> str:
     return out or "(top level)"
 
 class _JsYaml(yaml.SafeLoader):
-    "YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is text."
+    """YAML as promptfoo's js-yaml reads it (YAML 1.2): only true/false are booleans (`yes`, `on` are text), `1e3` is a number, `1:30` is
+    text, and a key written twice in one mapping is an error (PyYAML would keep the last value silently)."""
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep) if key_node.tag != "tag:yaml.org,2002:merge" else "<<"
+            if not isinstance(key, (str, int, float, bool)): continue   # a complex key: PyYAML says what is wrong with it
+            if key in seen: raise yaml.constructor.ConstructorError(None, None, f"duplicated mapping key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 _JsYaml.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
                                    for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _JsYaml.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
@@ -244,7 +254,7 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
               "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "is-valid-openai-tools-call", "python", "similar", "llm-rubric",
-              "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "cost", "latency")
+              "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "context-recall", "cost", "latency")
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -723,7 +733,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         ok = (seen <= threshold) != inverse
         unit = "ms" if kind_base == "latency" else " USD"
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness"):   # not- ignored on factuality, closedqa
+    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "context-recall"):   # not- ignored on factuality, closedqa
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
         ok, score, why = grader(kind_base, assertion, value, output, vars)
         if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
@@ -1028,6 +1038,59 @@ def _grade_faithfulness(items: list[tuple], options: dict, runner) -> tuple[dict
             verdicts[key] = (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
     return verdicts, costs
 
+# %% ../nbs/08a_specs.ipynb #80da2f5f
+CONTEXT_RECALL = ("Given a context, and an answer, analyze each sentence in the answer and classify if the sentence can be attributed to the given "
+    "context or not.\nThink in steps and reason before coming to conclusion.\n\ncontext: Albert Einstein (14 March 1879 – 18 April 1955) was a "
+    "German-born theoretical physicist,widely held to be one of the greatest and most influential scientists of all time. Best known for developing "
+    "the theory of relativity, he also made important contributions to quantum mechanics, and was thus a central figure in the revolutionary "
+    "reshaping of the scientific understanding of nature that modern physics accomplished in the first decades of the twentieth century. His "
+    "mass–energy equivalence formula E = mc2, which arises from relativity theory, has been called \"the world's most famous equation\". He "
+    "received the 1921 Nobel Prize in Physics \"for his services to theoretical physics, and especially for his discovery of the law of the "
+    "photoelectric effect\", a pivotal step in the development of quantum theory. His work is also known for its influence on the philosophy of "
+    "science. In a 1999 poll of 130 leading physicists worldwide by the British journal Physics World, Einstein was ranked the greatest physicist "
+    "of all time. His intellectual achievements and originality have made Einstein synonymous with genius.\nanswer: Albert Einstein born in 14 "
+    "March 1879 was  German-born theoretical physicist, widely held to be one of the greatest and most influential scientists of all time. He "
+    "received the 1921 Nobel Prize in Physics \"for his services to theoretical physics. He published 4 papers in 1905.  Einstein moved to "
+    "Switzerland in 1895\nclassification\n1. Albert Einstein born in 14 March 1879 was  German-born theoretical physicist, widely held to be one "
+    "of the greatest and most influential scientists of all time. The date of birth of Einstein is mentioned clearly in the context. So "
+    "[Attributed]\n2. He received the 1921 Nobel Prize in Physics \"for his services to theoretical physics. The exact sentence is present in the "
+    "given context. So [Attributed]\n3. He published 4 papers in 1905. There is no mention about papers he wrote in given the context. So [Not "
+    "Attributed]\n4. Einstein moved to Switzerland in 1895. There is not supporting evidence for this in the given the context. So [Not "
+    "Attributed]\n\ncontext:{{context}}\nanswer:{{groundTruth}}\nclassification:\n")
+
+def _recall_score(classification: str) -> float | None:
+    "The share of `[Attributed]` lines among the classified ones, as promptfoo reads a context-recall grader; None when none is classified."
+    lines = [line.lower() for line in classification.split("\n") if line.strip() and ("[attributed]" in line.lower() or "[not attributed]" in line.lower())]
+    return sum("[not attributed]" not in line for line in lines) / len(lines) if lines else None
+
+def _grade_recall(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    "Verdicts of `context-recall` items `(key, assertion, expected, output, test)` by key, and costs by row: one batch of grader calls."
+    verdicts, costs, asked = {}, {}, {}
+    for key, a, expected, output, test in items:
+        opts, vars = {**options, **(test.get("options") or {})}, test["vars"]
+        context = vars.get("context") if isinstance(vars.get("context"), str) and vars.get("context") else test.get("_prompt")
+        if not isinstance(expected, str): verdicts[key] = (False, 0.0, "context-recall assertion requires a string value (expected answer or fact to verify)"); continue
+        if not context: verdicts[key] = (False, 0.0, 'Context is required for context-based assertions: give a "context" var.'); continue
+        rubric = a.get("rubricPrompt") or opts.get("rubricPrompt") or CONTEXT_RECALL
+        values = {**vars, "context": context, "groundTruth": expected}
+        messages = ([{"role": m["role"], "content": _render(m["content"], values)} for m in rubric] if isinstance(rubric, list)
+                    else [{"role": "user", "content": _render(str(rubric), values)}])
+        asked.setdefault(_grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER), []).append((key, a, messages))
+    for model, batch in asked.items():
+        try: rows = scorer_lib.ask(runner, model, [m for *_, m in batch], "context-recall")
+        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(batch)
+        charged = set()
+        for (key, a, _), r in zip(batch, rows):
+            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
+            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
+            score = _recall_score(r["output"])
+            if score is None: verdicts[key] = (False, 0.0, "Grader returned no [Attributed]/[Not Attributed] classifications"); continue
+            threshold = float(a.get("threshold", 0.5))
+            ok = score >= threshold - sys.float_info.epsilon
+            why = f"Recall {score:.2f} is {'>=' if ok else '<'} {js_string(threshold)}"
+            verdicts[key] = (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
+    return verdicts, costs
+
 # %% ../nbs/08a_specs.ipynb #6e106cf1
 def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -1035,7 +1098,7 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
-_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance", "context-faithfulness")   # graded by a model, in batches through the runner
+_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance", "context-faithfulness", "context-recall")   # graded by a model, in batches through the runner
 
 class _Failed(str):
     "An output whose transform failed: the test fails with this reason."
@@ -1052,7 +1115,7 @@ class PromptfooAssertions(Scorer):
 
     def __init__(self, tests: list[dict], options: dict | None = None, name: str = "assertions", base: Path | None = None):
         row_kinds = {a.get("type", "").removeprefix("not-") for t in tests for a in t["assert"]} & {"latency", "cost", "python", "factuality", "model-graded-closedqa", "answer-relevance",
-                                                                                                 "is-valid-openai-tools-call"}
+                                                                                                 "is-valid-openai-tools-call", "context-recall"}
         row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
@@ -1076,10 +1139,10 @@ class PromptfooAssertions(Scorer):
                   and (a.get("value") not in (None, "") or a["type"].endswith(("answer-relevance", "context-faithfulness")))]
         if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: {', '.join(_GRADED)} need the evaluation's runner; use evaluate().")
         verdicts, costs = {}, [[] for _ in outputs]
-        own = ("similar", "answer-relevance", "context-faithfulness")
+        own = ("similar", "answer-relevance", "context-faithfulness", "context-recall")
         by_kind = lambda g: kind if (kind := g[1]["type"].removeprefix("not-")) in own else "llm-rubric"
         for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar), ("answer-relevance", _grade_relevance),
-                            ("context-faithfulness", _grade_faithfulness)):
+                            ("context-faithfulness", _grade_faithfulness), ("context-recall", _grade_recall)):
             if items := [g for g in graded if by_kind(g) == kind]:
                 found, spent = grade(items, self.options, runner)
                 verdicts.update(found)
@@ -1399,7 +1462,7 @@ _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPromp
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
                "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
-               "context-recall": "use llm-rubric with the context in the rubric", "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
+               "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
     "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files (relative to the config, even in a test file) are read."
