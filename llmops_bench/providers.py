@@ -462,6 +462,11 @@ def _streamed_calls(calls: dict, deltas: list) -> None:
         call["function"]["name"] += fn.get("name") or ""
         call["function"]["arguments"] += fn.get("arguments") or ""
 
+def _streamed_reply(parts: list[str], calls: dict) -> str:
+    "A stream's output: its text pieces joined, or, when it called tools, `reply_text` of the message its pieces make."
+    if not calls: return "".join(parts)
+    return reply_text({"role": "assistant", "content": "".join(parts) or None, "tool_calls": [calls[i] for i in sorted(calls)]})
+
 async def _read_stream(response, start: float) -> tuple[str | None, dict | None, float | None]:
     "Output, usage and time to first token of an SSE chat stream (tool calls assembled from their pieces)."
     parts, calls, usage, ttft = [], {}, None, None
@@ -480,8 +485,7 @@ async def _read_stream(response, start: float) -> tuple[str | None, dict | None,
             if text: parts.append(text)
             _streamed_calls(calls, delta.get("tool_calls") or [])
         usage = chunk.get("usage") or usage
-    if not calls: return "".join(parts), usage, ttft
-    return reply_text({"role": "assistant", "content": "".join(parts) or None, "tool_calls": [calls[i] for i in sorted(calls)]}), usage, ttft
+    return _streamed_reply(parts, calls), usage, ttft
 
 # %% ../nbs/02_providers.ipynb #e6f4a0c7
 async def _lean_send(url: str, headers: dict, body: bytes, stream: bool, start: float) -> tuple[str | None, dict | None, float | None]:
@@ -521,8 +525,7 @@ async def _litellm_send(model: Model, messages: list[dict], timeout: float, stre
             if text: parts.append(text)
             _streamed_calls(calls, [_plain(p) for p in pieces or []])
         usage = getattr(chunk, "usage", None) or usage
-    if not calls: return "".join(parts), usage, ttft
-    return reply_text({"role": "assistant", "content": "".join(parts) or None, "tool_calls": [calls[i] for i in sorted(calls)]}), usage, ttft
+    return _streamed_reply(parts, calls), usage, ttft
 
 def _plain(obj):
     "A litellm response object as plain JSON data."

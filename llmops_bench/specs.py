@@ -579,7 +579,6 @@ def _levenshtein(a: str, b: str) -> int:
 def _tools_call_verdict(output: str, tools) -> tuple[bool, float, str]:
     """promptfoo's `is-valid-openai-tools-call`: the output is the JSON of tool calls (`providers.reply_text`), each naming a function
     the provider's `tools` offer, with arguments that parse and match its parameters' schema (draft-07, as promptfoo's Ajv)."""
-    import jsonschema
     try: calls = json.loads(output)
     except (TypeError, ValueError): calls = output
     if isinstance(calls, dict) and "tool_calls" in calls: calls = calls["tool_calls"]
@@ -595,8 +594,8 @@ def _tools_call_verdict(output: str, tools) -> tuple[bool, float, str]:
         except ValueError as e: return False, 0.0, f"Invalid JSON in the arguments of {name!r}: {e}"
         schema = next((f.get("parameters") for f in functions if f.get("name") == name), None)
         if not schema: return False, 0.0, f'Called "{name}", but there is no function with that name'
-        if errors := sorted(jsonschema.Draft7Validator(schema).iter_errors(arguments), key=str):
-            return False, 0.0, f'Call to "{name}" does not match schema: {errors[0].message}'
+        valid, why = _schema_ok(schema, arguments)
+        if not valid: return False, 0.0, f'Call to "{name}" does not match schema: {why}'
     return True, 1.0, "Assertion passed"
 
 _MODULES: dict = {}
@@ -906,6 +905,19 @@ ANSWER_RELEVANCY_PROMPT = ("Generate question for the given answer.\nAnswer:\nTh
     "at 06:30 IST / 01:00 UTC. It will be launched from the Satish Dhawan Space Centre, Sriharikota, Andhra Pradesh, India\nQuestion: When is the "
     "scheduled launch date and time for the PSLV-C56 mission, and where will it be launched from?\n\nAnswer:{{answer}}\nQuestion:")
 
+def _asked(runner, model, batch: list[tuple], kind: str, costs: dict) -> list[tuple]:
+    """Each item of `batch` (its key first, its grader messages last) with the grader's answer and, when there is none, why: one runner
+    batch of calls of `model`. What the calls cost goes to `costs` by row, a call sent once charged once."""
+    if not batch: return []
+    try: rows = scorer_lib.ask(runner, model, [item[-1] for item in batch], kind)
+    except LlmopsBenchError as e: rows = [{"error": str(e), "output": None}] * len(batch)   # e.g. a grader no provider serves: nothing sent
+    charged, out = set(), []
+    for item, r in zip(batch, rows):
+        if "cached" in r and id(r) not in charged: charged.add(id(r)); costs.setdefault(item[0][0], []).append(_spent(r))
+        failed = isinstance(r["error"], str) or not r.get("output")
+        out.append((item, None if failed else r["output"], f"the grader failed: {r['error'] or 'No output'}" if failed else None))
+    return out
+
 def _grade_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
     """Verdicts of `answer-relevance` items `(key, assertion, value, output, test)` by key, and costs by row, as promptfoo grades it: the
     grader writes the question the output answers (promptfoo asks three times, and its cache answers the same), then the cosine of its
@@ -923,13 +935,9 @@ def _grade_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, d
                     else [{"role": "user", "content": _render(str(text), {"answer": output})}])
         by_model.setdefault(_grader_model(provider, DEFAULT_GRADER), []).append((key, messages))
     for model, asked in by_model.items():
-        try: rows = scorer_lib.ask(runner, model, [m for _, m in asked], "answer-relevance")
-        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(asked)
-        charged = set()
-        for (key, _), r in zip(asked, rows):
-            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}")
-            else: questions[key] = r["output"]
-            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
+        for (key, _), question, failure in _asked(runner, model, asked, "answer-relevance", costs):
+            if failure: verdicts[key] = (False, 0.0, failure)
+            else: questions[key] = question
     groups = {}
     for key, a, _, output, test in items:
         if key not in questions: continue
@@ -997,6 +1005,14 @@ def _faithfulness_score(verdicts: str, statements: int) -> float | None:
         unsupported = no + max(0, statements - no - yes)
     return min(1.0, max(0.0, 1 - unsupported / statements))
 
+def _rag_verdict(score: float | None, a: dict, metric: str, unreadable: str) -> tuple[bool, float, str]:
+    "promptfoo's verdict on a RAG grader's `score`: it passes at the threshold (0.5), `not-` inverts it; None (an answer that cannot be read) fails either way."
+    if score is None: return False, 0.0, unreadable
+    threshold = float(a.get("threshold", 0.5))
+    ok = score >= threshold - sys.float_info.epsilon
+    why = f"{metric} {score:.2f} is {'>=' if ok else '<'} {js_string(threshold)}"
+    return (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
+
 def _grade_faithfulness(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
     "Verdicts of `context-faithfulness` items `(key, assertion, value, output, test)` by key, and costs by row: two batches of grader calls."
     verdicts, costs, asked = {}, {}, {}
@@ -1013,29 +1029,15 @@ def _grade_faithfulness(items: list[tuple], options: dict, runner) -> tuple[dict
         model = _grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER)
         asked.setdefault(model, []).append((key, a, nli, {**vars, "context": context},
                                             [{"role": "user", "content": _render(longform, {**vars, "question": vars["query"], "answer": answer})}]))
-    def ask(model, batch, kind):
-        try: rows = scorer_lib.ask(runner, model, [m for *_, m in batch], kind)
-        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(batch)
-        charged = set()
-        for (key, *_), r in zip(batch, rows):
-            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
-        return rows
     for model, batch in asked.items():
         second = []
-        for (key, a, nli, values, _), r in zip(batch, ask(model, batch, "context-faithfulness")):
-            statements = [line for line in (r.get("output") or "").split("\n") if line.strip()]
-            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
-            if not statements: verdicts[key] = (False, 0.0, "Could not extract context-faithfulness statements"); continue
+        for (key, a, nli, values, _), answer, failure in _asked(runner, model, batch, "context-faithfulness", costs):
+            statements = [line for line in (answer or "").split("\n") if line.strip()]
+            if failure or not statements: verdicts[key] = (False, 0.0, failure or "Could not extract context-faithfulness statements"); continue
             text = _JOINED_STATEMENTS.sub(lambda m: "\n".join(statements), nli)
             second.append((key, a, len(statements), [{"role": "user", "content": _render(text, {**values, "statements": ",".join(statements)})}]))
-        for (key, a, n, _), r in zip(second, ask(model, second, "context-faithfulness") if second else []):
-            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
-            score = _faithfulness_score(r["output"], n)
-            if score is None: verdicts[key] = (False, 0.0, "Could not parse context-faithfulness verdicts"); continue
-            threshold = float(a.get("threshold", 0.5))
-            ok = score >= threshold - sys.float_info.epsilon
-            why = f"Faithfulness {score:.2f} is {'>=' if ok else '<'} {js_string(threshold)}"
-            verdicts[key] = (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
+        for (key, a, n, _), answer, failure in _asked(runner, model, second, "context-faithfulness", costs):
+            verdicts[key] = (False, 0.0, failure) if failure else _rag_verdict(_faithfulness_score(answer, n), a, "Faithfulness", "Could not parse context-faithfulness verdicts")
     return verdicts, costs
 
 # %% ../nbs/08a_specs.ipynb #80da2f5f
@@ -1077,18 +1079,8 @@ def _grade_recall(items: list[tuple], options: dict, runner) -> tuple[dict, dict
                     else [{"role": "user", "content": _render(str(rubric), values)}])
         asked.setdefault(_grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER), []).append((key, a, messages))
     for model, batch in asked.items():
-        try: rows = scorer_lib.ask(runner, model, [m for *_, m in batch], "context-recall")
-        except LlmopsBenchError as e: rows = [{"error": str(e), "error_type": "config", "attempts": 1, "cached": False, "cost_usd": 0.0}] * len(batch)
-        charged = set()
-        for (key, a, _), r in zip(batch, rows):
-            if id(r) not in charged and "cached" in r: charged.add(id(r)); costs.setdefault(key[0], []).append(_spent(r))
-            if isinstance(r["error"], str) or not r.get("output"): verdicts[key] = (False, 0.0, f"the grader failed: {r['error'] or 'No output'}"); continue
-            score = _recall_score(r["output"])
-            if score is None: verdicts[key] = (False, 0.0, "Grader returned no [Attributed]/[Not Attributed] classifications"); continue
-            threshold = float(a.get("threshold", 0.5))
-            ok = score >= threshold - sys.float_info.epsilon
-            why = f"Recall {score:.2f} is {'>=' if ok else '<'} {js_string(threshold)}"
-            verdicts[key] = (not ok, 1.0 - score, why) if a["type"].startswith("not-") else (ok, score, why)
+        for (key, a, _), answer, failure in _asked(runner, model, batch, "context-recall", costs):
+            verdicts[key] = (False, 0.0, failure) if failure else _rag_verdict(_recall_score(answer), a, "Recall", "Grader returned no [Attributed]/[Not Attributed] classifications")
     return verdicts, costs
 
 # %% ../nbs/08a_specs.ipynb #6e106cf1
@@ -1119,6 +1111,7 @@ class PromptfooAssertions(Scorer):
         row_kinds |= {"transform"} & ({k for t in tests for k in (t.get("options") or {})} | set(options or {}))
         super().__init__(None, name, needs_row=bool(row_kinds))
         self.tests, self.options, self.base = tests, dict(options or {}), base
+        self.reads_tools = "is-valid-openai-tools-call" in row_kinds   # the row's model params are parsed only then
 
     def test(self, case: dict) -> dict:
         "The promptfoo test a case stands for."
@@ -1165,7 +1158,7 @@ class PromptfooAssertions(Scorer):
         latency = _number(row.get("latency_s"))
         try: ok, _, details = grade_test(test["assert"], output, test["vars"], test.get("threshold"), grader=grader,
                                          latency_ms=None if latency is None else latency * 1000, cost=_number(row.get("cost_usd")), base=self.base, context=_context(test, row),
-                                         tools=json.loads(row.get("model_params") or "{}").get("tools"))
+                                         tools=json.loads(row.get("model_params") or "{}").get("tools") if self.reads_tools else None)
         except Exception as e: return e
         return Score({self.name: float(ok)}, json.dumps(details), cost)
 
