@@ -30,17 +30,17 @@ from .core import LlmopsBenchError, Prompt, Settings, load_settings
 from .governance import Redactor, redactor
 
 # %% auto #0
-__all__ = ['REDACT_TAG', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS', 'JOB_KEY_TAG',
-           'BASELINE_TAG', 'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri', 'is_embedded',
-           'StoreError', 'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied',
+__all__ = ['REDACT_TAG', 'OWNER_GRANT_PAUSES_S', 'KIND_TAG', 'JOB_RUN_ENV', 'RATINGS_ARTIFACT', 'RATING_KEY', 'RATING_COLUMNS',
+           'JOB_KEY_TAG', 'BASELINE_TAG', 'ALIAS_HISTORY_TAG', 'PROMOTION_TAG', 'AUDIT_COLUMNS', 'tracking_uri',
+           'is_embedded', 'StoreError', 'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied',
            'check_no_credentials_in_uri', 'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name',
-           'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest', 'git_commit',
-           'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'parquet_ready', 'cases_html', 'who',
-           'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating', 'run_url',
-           'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run', 'JobRecord',
-           'read_job', 'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline', 'baseline_run',
-           'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version', 'record_promotion',
-           'read_traces', 'audit_table', 'log_report']
+           'find_experiment', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest',
+           'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'parquet_ready', 'cases_html',
+           'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating',
+           'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run',
+           'JobRecord', 'read_job', 'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline',
+           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
+           'record_promotion', 'read_traces', 'audit_table', 'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
 _MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true",               # an enterprise tool sends nothing home unless asked
@@ -214,6 +214,9 @@ class RedactingClient:
 # %% ../nbs/07_tracking.ipynb #3fd1af0e
 class AccessDenied(StoreError):
     "The tracking server refused a request: no or wrong credentials (401), or a permission the user lacks (403)."
+    def __init__(self, message: str, status: int = 403):
+        super().__init__(message)
+        self.status = status
 
 _CREDENTIAL_VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
 
@@ -261,10 +264,10 @@ def access_denied(client, status: int, method: str, arguments: Mapping) -> Acces
     if status == 401:
         if not user and not token:
             return AccessDenied(f"The MLflow server at {uri} asks who you are (401) and no credentials are set: export {_CREDENTIAL_VARS} in "
-                                f"the environment (never in code or a notebook); an admin creates your account.")
+                                f"the environment (never in code or a notebook); an admin creates your account.", status)
         who = f"user {user!r} (MLFLOW_TRACKING_USERNAME)" if user else "the token in MLFLOW_TRACKING_TOKEN"
         return AccessDenied(f"The MLflow server at {uri} did not accept the credentials of {who} (401): check MLFLOW_TRACKING_PASSWORD "
-                            f"(or the token), or ask an admin whether the account exists.")
+                            f"(or the token), or ask an admin whether the account exists.", status)
     permission, verb = _permission(method)
     if method == "create_experiment":
         return AccessDenied(f"User {user or '(token)'!r} may not create experiment {arguments.get('name')!r} at {uri} (403): ask an admin, "
@@ -317,17 +320,30 @@ def experiment_name(experiment: str | None, settings: Settings | None = None) ->
     return experiment or (settings or load_settings()).experiment
 
 # %% ../nbs/07_tracking.ipynb #bc77364e
+OWNER_GRANT_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8)   # ~1.5 s in all
+
+def find_experiment(client, name: str):
+    """Experiment `name`, or None. A team server writes a new experiment's MANAGE permission for its creator just after the
+    experiment itself, so another process of the same user that looks in between is refused (403) for a moment: a 403 is asked
+    again for ~1.5 s before it is raised. A 401 (credentials) is raised at once."""
+    for pause in (*OWNER_GRANT_PAUSES_S, None):
+        try: return client.get_experiment_by_name(name)
+        except AccessDenied as e:
+            if pause is None or e.status != 403: raise
+            time.sleep(pause)
+
 def experiment_id(client, name: str, settings: Settings | None = None) -> str:
     "The id of experiment `name`, created if missing (on the embedded store with artifacts under mlflow/artifacts/<name>)."
-    found = client.get_experiment_by_name(name)
+    found = find_experiment(client, name)
     if found: return found.experiment_id
     settings = settings or load_settings()
     location = (settings.root/"mlflow"/"artifacts"/name).resolve().as_uri() if is_embedded(client.tracking_uri) else None
     try: return client.create_experiment(name, artifact_location=location)
+    except AccessDenied: raise   # may not create experiments at all
     except Exception:
         # another process created it between our look and our create (eight jobs of a sweep starting at once on a team server):
-        # theirs is the one to use; anything else (no permission, store down) is still raised
-        found = client.get_experiment_by_name(name)
+        # theirs is the one to use; anything else (store down, a bad name) is still raised
+        found = find_experiment(client, name)
         if found: return found.experiment_id
         raise
 

@@ -8,8 +8,12 @@ private to its creator (who gets MANAGE) and to those granted a permission on it
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -162,6 +166,31 @@ def test_a_restart_of_the_server_loses_nothing(team, as_user):
     assert len(tracking.list_runs("alice-qa", settings))
     with pytest.raises(tracking.AccessDenied, match="EDIT"):
         tracking.start_job_run("alice-qa", QA, "nbs/evals/qa.ipynb", "0" * 16, {}, settings=settings)
+
+
+def test_an_experiment_found_before_its_owner_permission_is_written_is_asked_again(team, as_user):
+    """The server writes a new experiment's MANAGE permission for its creator in a second step; another process of that user can
+    find the experiment in between and be refused. Here that moment is made long: the admin creates the experiment and grants
+    alice EDIT 0.3 s later, from another thread, while alice's process is already looking."""
+    settings = as_user("alice")
+    from mlflow import MlflowClient
+    with team.as_admin(): eid = MlflowClient(team.url).create_experiment("granted-late")
+    def grant_later():
+        time.sleep(0.3)
+        body = json.dumps({"username": "alice", "resource_type": "experiment", "resource_id": eid, "permission": "EDIT"}).encode()
+        auth = base64.b64encode(f"admin:{team.passwords['admin']}".encode()).decode()
+        request = urllib.request.Request(f"{team.url}/api/3.0/mlflow/users/permissions/grant", body, method="POST",
+                                         headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"})
+        granted.append(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10).status)
+    granted: list[int] = []
+    granter = threading.Thread(target=grant_later); granter.start()
+    try: assert tracking.ensure_experiment("granted-late", settings) == eid
+    finally: granter.join()
+    assert granted == [200]
+    # a refusal that lasts is still raised, in words
+    settings = as_user("bob")
+    with pytest.raises(tracking.AccessDenied, match="User 'bob' may not read experiment 'granted-late'"):
+        tracking.ensure_experiment("granted-late", settings)
 
 
 def test_eight_processes_logging_jobs_at_once_lose_nothing(team, as_user, capsys):
