@@ -29,10 +29,10 @@ from . import scorers as scorer_lib, stats
 # %% auto #0
 __all__ = ['SPEC_KEYS', 'PROMPTFOO_KEYS', 'ASSERTIONS', 'PROMPTFOO_ASSERTION_TYPES', 'RUBRIC_SYSTEM', 'RUBRIC_USER',
            'FACTUALITY_PROMPT', 'CLOSED_QA_PROMPT', 'DEFAULT_GRADER', 'DEFAULT_EMBEDDER', 'ANSWER_RELEVANCY_PROMPT',
-           'CONTEXT_FAITHFULNESS_LONGFORM', 'CONTEXT_FAITHFULNESS_NLI', 'CONTEXT_RECALL', 'SpecError', 'Spec',
-           'scorer_factories', 'model_id', 'split_values', 'assertion_from_string', 'tests_from_csv', 'js_string',
-           'js_regex', 'is_refusal', 'check_assertion', 'grade_test', 'PromptfooAssertions', 'load_spec', 'SpecRun',
-           'run_spec']
+           'CONTEXT_FAITHFULNESS_LONGFORM', 'CONTEXT_FAITHFULNESS_NLI', 'CONTEXT_RECALL', 'CONTEXT_RELEVANCE',
+           'SpecError', 'Spec', 'scorer_factories', 'model_id', 'split_values', 'assertion_from_string',
+           'tests_from_csv', 'js_string', 'js_regex', 'is_refusal', 'check_assertion', 'grade_test',
+           'PromptfooAssertions', 'load_spec', 'SpecRun', 'run_spec']
 
 # %% ../nbs/08a_specs.ipynb #3775413b
 class SpecError(LlmopsBenchError):
@@ -254,7 +254,9 @@ _REFUSED_TOP = {"env": "set the variables in the environment before running llmo
                 "nunjucksFilters": "render the values in the vars", "extensions": "no hooks are run: remove them", "redteam": "use promptfoo for red-teaming"}
 ASSERTIONS = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all", "starts-with",
               "regex", "is-json", "contains-json", "is-refusal", "word-count", "levenshtein", "is-valid-openai-tools-call", "python", "similar", "llm-rubric",
-              "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "context-recall", "cost", "latency")
+              "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "context-recall", "context-relevance", "cost", "latency")
+_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance", "context-faithfulness", "context-recall",
+           "context-relevance")   # graded by a model, in batches through the runner
 # promptfoo 0.123.1's assertion types (BaseAssertionTypesSchema), in its order: the order decides how a CSV cell is read
 PROMPTFOO_ASSERTION_TYPES = ("agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any", "contains-html",
     "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "cost",
@@ -732,7 +734,7 @@ def check_assertion(assertion: dict, output: str, vars: dict, *, latency_ms: flo
         ok = (seen <= threshold) != inverse
         unit = "ms" if kind_base == "latency" else " USD"
         return ok, float(ok), "Assertion passed" if ok else f"{kind_base.capitalize()} {seen:.4g}{unit} is {'not above' if inverse else 'above'} the threshold {threshold}{unit}"
-    if kind_base in ("similar", "llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "context-faithfulness", "context-recall"):   # not- ignored on factuality, closedqa
+    if kind_base in _GRADED:   # not- ignored on factuality, closedqa
         if grader is None: raise LlmopsBenchError(f"{kind} needs a grader model.")
         ok, score, why = grader(kind_base, assertion, value, output, vars)
         if kind_base == "llm-rubric" and inverse: return not ok, 1.0 - score, why   # promptfoo inverts the grader's verdict and score
@@ -1083,6 +1085,50 @@ def _grade_recall(items: list[tuple], options: dict, runner) -> tuple[dict, dict
             verdicts[key] = (False, 0.0, failure) if failure else _rag_verdict(_recall_score(answer), a, "Recall", "Grader returned no [Attributed]/[Not Attributed] classifications")
     return verdicts, costs
 
+# %% ../nbs/08a_specs.ipynb #984a86ab
+CONTEXT_RELEVANCE = ("Please extract relevant sentences from the provided context that is absolutely required answer the following query. If no "
+    "relevant sentences are found, or if you believe the query cannot be answered from the given context, return the phrase \"Insufficient "
+    "Information\".  While extracting candidate sentences you're not allowed to make any changes to sentences from given context.\n\nquery: "
+    "{{query}}\ncontext: {{context}}\ncandidate sentences:\n")
+_INSUFFICIENT = "Insufficient Information"
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*", re.ASCII)
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line.strip()]
+
+def _sentence_units(text: str) -> list[str]:
+    "promptfoo's `splitTextIntoSentences`: the non-empty lines when there are two or more, else the sentences; bare list markers dropped."
+    parts = _lines(text) if len(_lines(text)) > 1 else re.split(r"(?<=[.!?])\s+", text)
+    return [p.strip() for p in parts if p.strip() and not re.fullmatch(r"\d+[.)]", p.strip(), re.ASCII)]
+
+def _context_relevance(answer: str, context: str) -> tuple[float | None, str]:
+    "The share of the context's units the grader's `answer` quotes, and None with why when the answer quotes nothing of the context."
+    units = _sentence_units(context)
+    quoted = [] if _INSUFFICIENT in answer else list(dict.fromkeys(_lines(answer) if len(_lines(context)) > 1 else _sentence_units(answer)))
+    flat = lambda t: re.sub(r"\s+", " ", t.lower()).strip()
+    if quoted and not any(flat(_LIST_MARKER.sub("", q, count=1)) in flat(context) for q in quoted):
+        return None, "Grader output does not quote the provided context"
+    return (min(len(quoted), len(units)) / len(units) if units else 0.0), ""
+
+def _grade_context_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, dict]:
+    "Verdicts of `context-relevance` items `(key, assertion, value, output, test)` by key, and costs by row: one batch of grader calls."
+    verdicts, costs, asked = {}, {}, {}
+    for key, a, _, _, test in items:
+        opts, vars = {**options, **(test.get("options") or {})}, test["vars"]
+        if not isinstance(vars.get("query"), str): verdicts[key] = (False, 0.0, 'context-relevance assertion requires a "query" variable with the user question'); continue
+        if not (isinstance(vars.get("context"), str) and vars["context"]): verdicts[key] = (False, 0.0, 'Context is required for context-based assertions: give a "context" var.'); continue
+        rubric = a.get("rubricPrompt") or opts.get("rubricPrompt") or CONTEXT_RELEVANCE
+        values = {"context": vars["context"], "query": vars["query"]}   # promptfoo renders this prompt with these two only
+        messages = ([{"role": m["role"], "content": _render(m["content"], values)} for m in rubric] if isinstance(rubric, list)
+                    else [{"role": "user", "content": _render(str(rubric), values)}])
+        asked.setdefault(_grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER), []).append((key, a, vars["context"], messages))
+    for model, batch in asked.items():
+        for (key, a, context, _), answer, failure in _asked(runner, model, batch, "context-relevance", costs):
+            if failure: verdicts[key] = (False, 0.0, failure); continue
+            score, why = _context_relevance(answer, context)
+            verdicts[key] = _rag_verdict(score, a, "Context relevance", why)
+    return verdicts, costs
+
 # %% ../nbs/08a_specs.ipynb #6e106cf1
 def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -1090,7 +1136,6 @@ def _number(value) -> float | None:
 def _total(costs: list) -> float | None:
     return None if any(c is None for c in costs) else float(sum(costs))
 
-_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "similar", "answer-relevance", "context-faithfulness", "context-recall")   # graded by a model, in batches through the runner
 
 class _Failed(str):
     "An output whose transform failed: the test fails with this reason."
@@ -1129,13 +1174,14 @@ class PromptfooAssertions(Scorer):
         outputs = [self._transformed(o, t, rows[i] if rows is not None else {}) for i, (o, t) in enumerate(zip(outputs, tests))]
         graded = [((i, id(a)), a, _render(a.get("value"), t["vars"]), outputs[i], {**t, "_prompt": _context(t, rows[i] if rows is not None else {})["prompt"]})
                   for i, t in enumerate(tests) for a in t["assert"] if a.get("type", "").removeprefix("not-") in _GRADED
-                  and (a.get("value") not in (None, "") or a["type"].endswith(("answer-relevance", "context-faithfulness")))]
+                  and (a.get("value") not in (None, "") or a["type"].endswith(("answer-relevance", "context-faithfulness", "context-relevance")))]
         if graded and runner is None: raise LlmopsBenchError(f"Scorer {self.name!r}: {', '.join(_GRADED)} need the evaluation's runner; use evaluate().")
         verdicts, costs = {}, [[] for _ in outputs]
-        own = ("similar", "answer-relevance", "context-faithfulness", "context-recall")
+        own = ("similar", "answer-relevance", "context-faithfulness", "context-recall", "context-relevance")
         by_kind = lambda g: kind if (kind := g[1]["type"].removeprefix("not-")) in own else "llm-rubric"
         for kind, grade in (("llm-rubric", _grade_rubrics), ("similar", _grade_similar), ("answer-relevance", _grade_relevance),
-                            ("context-faithfulness", _grade_faithfulness), ("context-recall", _grade_recall)):
+                            ("context-faithfulness", _grade_faithfulness), ("context-recall", _grade_recall),
+                            ("context-relevance", _grade_context_relevance)):
             if items := [g for g in graded if by_kind(g) == kind]:
                 found, spent = grade(items, self.options, runner)
                 verdicts.update(found)
@@ -1455,7 +1501,7 @@ _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPromp
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
 _TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
                "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
-               "context-relevance": "use llm-rubric", "g-eval": "use llm-rubric"}
+               "g-eval": "use llm-rubric"}
 
 def _var_values(doc: _Doc, path: tuple, name: str, value) -> list:
     "The values one var takes: an array is a matrix (one test per value, as promptfoo expands it); `file://` text files (relative to the config, even in a test file) are read."

@@ -131,7 +131,7 @@ def _js_template(source: str, name: str) -> str:
 @pytest.mark.parametrize("ours, theirs", [("ANSWER_RELEVANCY_PROMPT", "ANSWER_RELEVANCY_GENERATE"),
                                           ("CONTEXT_FAITHFULNESS_LONGFORM", "CONTEXT_FAITHFULNESS_LONGFORM"),
                                           ("CONTEXT_FAITHFULNESS_NLI", "CONTEXT_FAITHFULNESS_NLI_STATEMENTS"),
-                                          ("CONTEXT_RECALL", "CONTEXT_RECALL")])
+                                          ("CONTEXT_RECALL", "CONTEXT_RECALL"), ("CONTEXT_RELEVANCE", "CONTEXT_RELEVANCE")])
 def test_the_grading_prompts_are_promptfoos_own(promptfoo, ours, theirs):
     "Graders given promptfoo's default prompts word for word (read from its dist/) answer as they would for promptfoo."
     source = (PROMPTFOO/"dist"/"src"/"index.js").read_text(encoding="utf-8")

@@ -223,8 +223,8 @@ REFUSED = [   # (config fragment, what the message must say): each is refused at
     ("prompts: [hi]\nproviders:\n  - id: openai:gpt-4o-mini\n    config:\n      keep_alive: 5\n",
      "line 5: providers[0].config.keep_alive: not supported: this provider setting has no litellm equivalent here"),
     ("prompts: [hi]\nproviders: [echo]\nscenarios: []\ntests: [{vars: {}}]\n", "line 3: scenarios: not supported: write the combinations out as tests"),
-    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: context-relevance\n        value: x\n",
-     "assertion type 'context-relevance' is not supported; use llm-rubric"),
+    ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: g-eval\n        value: x\n",
+     "assertion type 'g-eval' is not supported; use llm-rubric"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contians\n        value: x\n", "did you mean 'contains'?"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    provider: openai:gpt-4o\n", "line 5: tests[0].provider: not supported: a test key; list the provider under providers"),
     ("prompts: [hi]\nproviders:\n  - id: http://127.0.0.1:9/api\n    config:\n      method: POST\n      body: {q: '{{prompt}}'}\n"
