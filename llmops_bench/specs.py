@@ -1499,7 +1499,8 @@ _OPTION_HINTS = {"postprocess": "check the raw output in the assertion instead",
                  "suffix": "write the suffix into the prompt", "disableVarExpansion": "give one value per var"}
 _ASSERT_KEYS = ("type", "value", "threshold", "weight", "provider", "rubricPrompt", "metric", "transform")
 _ASSERT_HINTS = {"contextTransform": "give the context as a var", "config": "no per-assertion config is read"}
-_TYPE_HINTS = {"javascript": "JavaScript is not run: write the check as contains/regex/is-json/word-count (or llm-rubric for judgment)",
+_TYPE_HINTS = {"javascript": "JavaScript is not run: write it as a python assertion (the same check in Python: output.length < 200 is "
+                             "len(output) < 200), or as contains/regex/is-json/word-count (or llm-rubric for judgment)",
                "similar:cosine": "use similar", "model-graded-factuality": "use factuality",
                "g-eval": "use llm-rubric"}
 

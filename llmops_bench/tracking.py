@@ -418,10 +418,12 @@ def _dataset_input(results, spec: dict):
     source = str(ds.get("source", "inline"))
     with warnings.catch_warnings():   # MLflow registers the local-file source class twice and says so on every call
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        # the schema only describes the cases in the UI; its hint about integer columns is advice for serving a model
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(cases.reset_index(drop=True), source=source if source != "DataFrame" else None,
                                           name=Path(source).stem if source not in ("DataFrame", "inline") else "cases",
                                           digest=str(ds.get("digest") or "")[:36] or None)
-    return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "evaluation")])
+        return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "evaluation")])   # the schema is inferred here
 
 # %% ../nbs/07_tracking.ipynb #3cd9ef27
 def _existing_run(client, exp: str, digest: str, parent_run_id: str | None) -> str | None:

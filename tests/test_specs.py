@@ -215,7 +215,7 @@ def test_vars_of_mixed_types_render_as_javascript_and_log(tmp_path):
 
 REFUSED = [   # (config fragment, what the message must say): each is refused at load, exit 2, before any call
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: javascript\n        value: output.length > 1\n",
-     "line 6: tests[0].assert[0]: assertion type 'javascript' is not supported; JavaScript is not run"),
+     "line 6: tests[0].assert[0]: assertion type 'javascript' is not supported; JavaScript is not run: write it as a python assertion"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    options:\n      transform: output.trim()\n",
      "line 6: tests[0].options.transform: not supported: the transform 'output.trim()' is JavaScript, which is not run here; write it in Python as file://transform.py:get_transform"),
     ("prompts: [hi]\nproviders: [echo]\ntests:\n  - vars: {}\n    assert:\n      - type: contains\n        value: hi\n        transform: output.trim()\n",
