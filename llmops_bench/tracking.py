@@ -35,11 +35,11 @@ __all__ = ['REDACT_TAG', 'OWNER_GRANT_PAUSES_S', 'KIND_TAG', 'JOB_RUN_ENV', 'RAT
            'is_embedded', 'StoreError', 'check_reachable', 'redact_frame', 'RedactingClient', 'AccessDenied',
            'check_no_credentials_in_uri', 'access_denied', 'GuardedClient', 'mlflow_client', 'experiment_name',
            'find_experiment', 'experiment_id', 'ensure_experiment', 'job_run_id', 'job_environment', 'results_digest',
-           'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'parquet_ready', 'cases_html',
-           'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings', 'save_rating',
-           'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run', 'finish_job_run',
-           'JobRecord', 'read_job', 'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt', 'mark_baseline',
-           'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
+           'git_commit', 'global_tracking_uri', 'log_traces', 'evaluation_run_name', 'parquet_ready', 'rationale_words',
+           'cases_html', 'who', 'log_evaluation', 'list_runs', 'read_evaluation', 'run_kind', 'read_ratings',
+           'save_rating', 'run_url', 'start_job_run', 'log_job_outputs', 'job_evaluations', 'annotate_run',
+           'finish_job_run', 'JobRecord', 'read_job', 'job_with_key', 'job_outcome', 'register_prompt', 'load_prompt',
+           'mark_baseline', 'baseline_run', 'prompt_alias', 'alias_history', 'move_prompt_alias', 'tag_prompt_version',
            'record_promotion', 'read_traces', 'audit_table', 'log_report']
 
 # %% ../nbs/07_tracking.ipynb #8364b96c
@@ -560,8 +560,17 @@ def _log_evaluation_files(client, parent: str, results, summary, spec: dict, fig
         client.log_artifact(parent, str(Path(tmp)/"results.parquet"))
 
 # %% ../nbs/07_tracking.ipynb #14d03009
+def rationale_words(rationale, max_chars: int = 300) -> str:
+    "A score's rationale in words: its text, or, when it is the JSON of a list of checks `{type, pass, reason}`, the failed checks' reasons."
+    if not isinstance(rationale, str) or not rationale: return ""
+    try: checks = json.loads(rationale)
+    except ValueError: checks = None
+    if isinstance(checks, list) and checks and all(isinstance(c, dict) and "pass" in c for c in checks):
+        rationale = "; ".join(f"{c.get('type')}: {c.get('reason')}" for c in checks if not c["pass"])
+    return rationale if len(rationale) <= max_chars else rationale[:max_chars - 1] + "…"
+
 def cases_html(results, max_cases: int = 500, max_chars: int = 2000) -> str:
-    "An HTML page of cases × variants, each cell the (escaped) output and its scores; the first `max_cases` cases."
+    "An HTML page of cases × variants, each cell the (escaped) output, its scores and why a score is under 1; the first `max_cases` cases."
     import html as H
     import pandas as pd
     scores = [c for c in results.columns if c.startswith("score.")]
@@ -573,7 +582,9 @@ def cases_html(results, max_cases: int = 500, max_chars: int = 2000) -> str:
         r = first.loc[(case, variant)]
         text = r["output"] if isinstance(r["output"], str) else f"error ({r.get('error_type')}): {r.get('error')}"
         marks = " · ".join(f"{c[6:]} {r[c]:.3g}" for c in scores if pd.notna(r[c]))
-        return f"<td><pre>{H.escape(text[:max_chars])}</pre><div class=s>{H.escape(marks)}</div></td>"
+        whys = [f"{c[6:]}: {why}" for c in scores if pd.notna(r[c]) and r[c] < 1 and (why := rationale_words(r.get(f"rationale.{c[6:]}")))]
+        why = "".join(f"<div class=w>{H.escape(w)}</div>" for w in whys)
+        return f"<td><pre>{H.escape(text[:max_chars])}</pre><div class=s>{H.escape(marks)}</div>{why}</td>"
     inputs = [c for c in results.columns if c.startswith("input.")]
     def case_cell(case) -> str:
         r = first.loc[case].iloc[0] if isinstance(first.loc[case], pd.DataFrame) else first.loc[case]
@@ -582,7 +593,8 @@ def cases_html(results, max_cases: int = 500, max_chars: int = 2000) -> str:
     body = "".join(f"<tr>{case_cell(c)}{''.join(cell(c, v) for v in variants)}</tr>" for c in cases)
     more = f"<p>{len(dict.fromkeys(results['case_id'])) - len(cases)} more cases in results.json.</p>" if len(cases) < results["case_id"].nunique() else ""
     style = ("body{font:13px system-ui,sans-serif}table{border-collapse:collapse}td,th{border:1px solid #dde3e8;padding:4px;vertical-align:top;"
-             "text-align:left;max-width:28em}pre{white-space:pre-wrap;margin:0;font:12px monospace}.s{color:#52606d;font-size:11px;font-weight:normal}")
+             "text-align:left;max-width:28em}pre{white-space:pre-wrap;margin:0;font:12px monospace}.s{color:#52606d;font-size:11px;font-weight:normal}"
+             ".w{color:#a61b1b;font-size:11px}")
     return f"<!doctype html><meta charset=utf-8><style>{style}</style><table><tr><th>case</th>{head}</tr>{body}</table>{more}"
 
 # %% ../nbs/07_tracking.ipynb #d9fcbedd
