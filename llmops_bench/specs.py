@@ -798,6 +798,14 @@ def _grader_model(spec, fallback: str) -> Model:
     return Model(model_id(spec) if spec == "echo" or (":" in spec and "/" not in spec.split(":", 1)[0]) and "://" not in spec else spec)
 
 # %% ../nbs/08a_specs.ipynb #a2ce98c7
+def _prompt_messages(prompt, values: dict) -> list[dict]:
+    "A grader prompt as chat messages rendered with `values`: a list of `{role, content}`, or text (messages when it is their JSON, else one user message)."
+    if isinstance(prompt, str) and prompt.lstrip().startswith("["):
+        try: prompt = json.loads(prompt)   # chat messages written as JSON text
+        except json.JSONDecodeError: pass
+    if isinstance(prompt, list): return [{"role": m["role"], "content": _render(m["content"], values)} for m in prompt]
+    return [{"role": "user", "content": _render(str(prompt), values)}]
+
 def _rubric_messages(assertion: dict, rubric, output: str, vars: dict, options: dict, kind: str = "llm-rubric", prompt: str | None = None) -> list[dict]:
     "The grader's chat messages for one model-graded assertion: promptfoo's default prompt for its `kind`, or the config's `rubricPrompt`."
     custom = assertion.get("rubricPrompt") or options.get("rubricPrompt")
@@ -805,11 +813,7 @@ def _rubric_messages(assertion: dict, rubric, output: str, vars: dict, options: 
     values = ({**vars, "output": output, "rubric": rubric} if kind == "llm-rubric" else
               {**vars, "input": prompt or "", "completion": output, ("ideal" if kind == "factuality" else "criteria"): rubric})
     if not custom and kind != "llm-rubric": custom = FACTUALITY_PROMPT if kind == "factuality" else CLOSED_QA_PROMPT
-    if isinstance(custom, str):
-        try: custom = json.loads(custom) if custom.lstrip().startswith("[") else custom   # chat messages written as JSON text
-        except json.JSONDecodeError: pass
-    if isinstance(custom, list): return [{"role": m["role"], "content": _render(m["content"], values)} for m in custom]
-    if custom: return [{"role": "user", "content": _render(str(custom), values)}]
+    if custom: return _prompt_messages(custom, values)
     return [{"role": "system", "content": RUBRIC_SYSTEM}, {"role": "user", "content": _render(RUBRIC_USER, values)}]
 
 def _factuality_verdict(text: str | None, error: str | None) -> tuple[bool, float, str]:
@@ -928,13 +932,7 @@ def _grade_relevance(items: list[tuple], options: dict, runner) -> tuple[dict, d
     for key, a, _, output, test in items:
         opts = {**options, **(test.get("options") or {})}
         provider = a.get("provider") or opts.get("provider")
-        custom = a.get("rubricPrompt") or opts.get("rubricPrompt")
-        text = custom or ANSWER_RELEVANCY_PROMPT
-        if isinstance(text, str) and text.lstrip().startswith("["):
-            try: text = json.loads(text)   # chat messages written as JSON text
-            except ValueError: pass
-        messages = ([{"role": m["role"], "content": _render(m["content"], {"answer": output})} for m in text] if isinstance(text, list)
-                    else [{"role": "user", "content": _render(str(text), {"answer": output})}])
+        messages = _prompt_messages(a.get("rubricPrompt") or opts.get("rubricPrompt") or ANSWER_RELEVANCY_PROMPT, {"answer": output})
         by_model.setdefault(_grader_model(provider, DEFAULT_GRADER), []).append((key, messages))
     for model, asked in by_model.items():
         for (key, _), question, failure in _asked(runner, model, asked, "answer-relevance", costs):
@@ -1077,8 +1075,7 @@ def _grade_recall(items: list[tuple], options: dict, runner) -> tuple[dict, dict
         if not context: verdicts[key] = (False, 0.0, 'Context is required for context-based assertions: give a "context" var.'); continue
         rubric = a.get("rubricPrompt") or opts.get("rubricPrompt") or CONTEXT_RECALL
         values = {**vars, "context": context, "groundTruth": expected}
-        messages = ([{"role": m["role"], "content": _render(m["content"], values)} for m in rubric] if isinstance(rubric, list)
-                    else [{"role": "user", "content": _render(str(rubric), values)}])
+        messages = _prompt_messages(rubric, values)
         asked.setdefault(_grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER), []).append((key, a, messages))
     for model, batch in asked.items():
         for (key, a, _), answer, failure in _asked(runner, model, batch, "context-recall", costs):
@@ -1098,7 +1095,8 @@ def _lines(text: str) -> list[str]:
 
 def _sentence_units(text: str) -> list[str]:
     "promptfoo's `splitTextIntoSentences`: the non-empty lines when there are two or more, else the sentences; bare list markers dropped."
-    parts = _lines(text) if len(_lines(text)) > 1 else re.split(r"(?<=[.!?])\s+", text)
+    lines = _lines(text)
+    parts = lines if len(lines) > 1 else re.split(r"(?<=[.!?])\s+", text)
     return [p.strip() for p in parts if p.strip() and not re.fullmatch(r"\d+[.)]", p.strip(), re.ASCII)]
 
 def _context_relevance(answer: str, context: str) -> tuple[float | None, str]:
@@ -1119,8 +1117,7 @@ def _grade_context_relevance(items: list[tuple], options: dict, runner) -> tuple
         if not (isinstance(vars.get("context"), str) and vars["context"]): verdicts[key] = (False, 0.0, 'Context is required for context-based assertions: give a "context" var.'); continue
         rubric = a.get("rubricPrompt") or opts.get("rubricPrompt") or CONTEXT_RELEVANCE
         values = {"context": vars["context"], "query": vars["query"]}   # promptfoo renders this prompt with these two only
-        messages = ([{"role": m["role"], "content": _render(m["content"], values)} for m in rubric] if isinstance(rubric, list)
-                    else [{"role": "user", "content": _render(str(rubric), values)}])
+        messages = _prompt_messages(rubric, values)
         asked.setdefault(_grader_model(a.get("provider") or opts.get("provider"), DEFAULT_GRADER), []).append((key, a, vars["context"], messages))
     for model, batch in asked.items():
         for (key, a, context, _), answer, failure in _asked(runner, model, batch, "context-relevance", costs):
